@@ -1,0 +1,9 @@
+//! tenure-server: the `tenured` node. See `DESIGN.md` for the model this implements.
+
+pub mod api;
+pub mod config;
+pub mod lease_clock;
+pub mod lock;
+pub mod node;
+pub mod propose;
+pub mod raft;

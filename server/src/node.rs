@@ -1,0 +1,273 @@
+//! Wiring: check and open the data directory, start Raft, serve gRPC, bootstrap once, run the
+//! leader's duties, shut down cleanly.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use openraft::SnapshotPolicy;
+use tenure_proto::raft::v1 as rpb;
+use tenure_proto::v1 as pb;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::api::cluster::ClusterService;
+use crate::api::kv::KvService;
+use crate::api::locks::LocksService;
+use crate::api::Api;
+use crate::config::{ClusterState, Config};
+use crate::lease_clock::{run_duties, DutySettings, LeaseClock};
+use crate::propose::{Proposer, ReadRounds};
+use crate::raft::identity::Identity;
+use crate::raft::log_store::LogStore;
+use crate::raft::network::{Network, MAX_MESSAGE_BYTES};
+use crate::raft::node_file::{random_id, NodeFile};
+use crate::raft::service::RaftService;
+use crate::raft::state_machine::StateMachine;
+use crate::raft::storage::Storage;
+use crate::raft::{NodeId, Raft, TenureNode};
+
+/// Opens `node.toml`, creating it for an empty directory, and checks it belongs to this node.
+fn open_node_file(config: &Config) -> anyhow::Result<NodeFile> {
+    let dir = &config.data_dir;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create data directory {}", dir.display()))?;
+    match NodeFile::open(dir)? {
+        Some(f) => {
+            if f.state().node_id != config.id {
+                bail!(
+                    "data directory {} belongs to node {}, not node {} (--id); point --data-dir at this node's own directory",
+                    dir.display(),
+                    f.state().node_id,
+                    config.id
+                );
+            }
+            Ok(f)
+        }
+        None => {
+            let non_empty = std::fs::read_dir(dir)?.next().is_some();
+            if non_empty {
+                bail!(
+                    "data directory {} has files but no node.toml: it is damaged or not a tenure data directory; wipe it and re-add this node as a new member",
+                    dir.display()
+                );
+            }
+            Ok(NodeFile::create(dir, config.id)?)
+        }
+    }
+}
+
+fn raft_config(config: &Config) -> anyhow::Result<Arc<openraft::Config>> {
+    let c = openraft::Config {
+        cluster_name: "tenure".into(),
+        heartbeat_interval: config.heartbeat.as_millis() as u64,
+        election_timeout_min: config.election_min.as_millis() as u64,
+        election_timeout_max: config.election_max.as_millis() as u64,
+        install_snapshot_timeout: 5_000,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_interval),
+        max_in_snapshot_log_to_keep: config.snapshot_keep_logs,
+        replication_lag_threshold: config.snapshot_interval.max(config.snapshot_keep_logs) + 1,
+        ..Default::default()
+    };
+    Ok(Arc::new(c.validate().map_err(|e| anyhow!("raft timings: {e}"))?))
+}
+
+/// Runs a node until `shutdown` resolves or Raft stops on a fatal error.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let node_file = open_node_file(&config)?;
+    let identity = Identity::new(config.id, Arc::new(Mutex::new(node_file)));
+    let db_dir = config.data_dir.join("db");
+    let storage = Storage::open(&db_dir, config.cache_bytes)?;
+    let log_store = LogStore::open(storage.clone(), identity.file()).context("opening the raft log")?;
+    let acked = identity.file().lock().map_or(0, |f| f.state().last_acked_index);
+    let last = log_store.last_index().map_err(|e| anyhow!("{}: reading the raft log: {e}", db_dir.display()))?;
+    if last < acked {
+        bail!(
+            "{}: the raft log ends at index {last}, but this node acknowledged entries up to {acked}: the data directory lost data; wipe it and re-add this node as a new member",
+            db_dir.display()
+        );
+    }
+    let clock = Arc::new(LeaseClock::new());
+    let sm = StateMachine::open(storage.clone(), &config.data_dir.join("snapshots"), clock.clone())
+        .with_context(|| format!("{}: the state machine cannot be loaded", db_dir.display()))?;
+    let shared = sm.shared();
+    let network = Network::new(identity.clone(), config.peer_dial.clone().into_iter().collect::<HashMap<_, _>>());
+    let raft = Raft::new(config.id, raft_config(&config)?, network.clone(), log_store, sm)
+        .await
+        .map_err(|e| anyhow!("raft failed to start: {e}"))?;
+
+    let proposer = Proposer::start(raft.clone(), config.caps);
+    let rounds = ReadRounds::start(raft.clone());
+    let cluster_identity = identity.clone();
+    let api = Arc::new(Api {
+        node_id: config.id,
+        raft: raft.clone(),
+        state: shared.clone(),
+        proposer: proposer.clone(),
+        rounds: rounds.clone(),
+        clock: clock.clone(),
+        limits: config.limits.clone(),
+        cluster_id: Arc::new(move || cluster_identity.cluster_id()),
+        election_timeout_ms: config.election_max.as_millis() as u64,
+    });
+    let me = TenureNode { grpc_addr: config.advertise.clone(), http_addr: config.http.clone() };
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (--listen)", config.listen))?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server = {
+        let mut stop = stop_rx.clone();
+        tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .add_service(
+                rpb::raft_server::RaftServer::new(RaftService::new(
+                    raft.clone(),
+                    identity.clone(),
+                    shared.clone(),
+                    me.clone(),
+                ))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            )
+            .add_service(pb::locks_server::LocksServer::new(LocksService::new(api.clone())))
+            .add_service(pb::kv_server::KvServer::new(KvService::new(api.clone())))
+            .add_service(pb::cluster_server::ClusterServer::new(ClusterService::new(api.clone())))
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+    };
+    let server = tokio::spawn(server);
+    tracing::info!(node = config.id, listen = %config.listen, advertise = %config.advertise, data_dir = %config.data_dir.display(), "tenured serving");
+
+    if let Err(e) = bootstrap(&config, &identity, &raft, &network, &me).await {
+        let _ = stop_tx.send(true);
+        let _ = raft.shutdown().await;
+        return Err(e);
+    }
+
+    tokio::spawn(run_duties(
+        clock,
+        raft.clone(),
+        shared,
+        proposer,
+        rounds,
+        DutySettings { tombstone_ttl: config.tombstone_ttl },
+    ));
+
+    let fatal = {
+        let mut metrics = raft.metrics();
+        async move {
+            loop {
+                if let Err(e) = &metrics.borrow().running_state {
+                    return e.to_string();
+                }
+                if metrics.changed().await.is_err() {
+                    return "raft stopped".to_string();
+                }
+            }
+        }
+    };
+    let result = tokio::select! {
+        _ = shutdown => {
+            tracing::info!("shutting down");
+            Ok(())
+        }
+        reason = fatal => Err(anyhow!("raft stopped: {reason}; the node stops rather than serve state it may not have")),
+    };
+    let _ = stop_tx.send(true);
+    let _ = raft.shutdown().await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    result
+}
+
+/// Bootstraps the cluster exactly once (DESIGN §9).
+async fn bootstrap(
+    config: &Config,
+    identity: &Identity,
+    raft: &Raft,
+    network: &Network,
+    me: &TenureNode,
+) -> anyhow::Result<()> {
+    if !identity.cluster_id().is_empty() {
+        return Ok(()); // a restart: resume from the data directory
+    }
+    if config.initial_cluster_state == ClusterState::Existing {
+        tracing::info!("waiting to be added to an existing cluster");
+        return Ok(());
+    }
+    let mut members: BTreeMap<NodeId, TenureNode> = BTreeMap::new();
+    members.insert(config.id, me.clone());
+    let mut cluster_exists = false;
+    for (&peer, addr) in config.peers.iter().filter(|(id, _)| **id != config.id) {
+        let dial = config.peer_dial.get(&peer).cloned().unwrap_or_else(|| addr.clone());
+        let reply = probe(network, &dial, identity).await;
+        let mut node = TenureNode { grpc_addr: addr.clone(), http_addr: String::new() };
+        if let Some(r) = reply {
+            if r.node_id != peer {
+                bail!("--peers says node {peer} is at {addr}, but node {} answered there", r.node_id);
+            }
+            if !r.known_incarnation.is_empty() && r.known_incarnation != identity.incarnation() {
+                bail!(
+                    "node {peer} knows node {} with another data directory: this node's data directory {} was wiped or replaced. It cannot rejoin as if nothing happened (it could vote twice in a term): remove it from the cluster and add it back as a new member with --initial-cluster-state existing",
+                    config.id,
+                    config.data_dir.display()
+                );
+            }
+            if !r.cluster_id.is_empty() {
+                if !r.members.contains(&config.id) {
+                    bail!(
+                        "node {peer} already belongs to cluster {} that does not include node {}; to join it use --initial-cluster-state existing and add this node as a member",
+                        r.cluster_id,
+                        config.id
+                    );
+                }
+                cluster_exists = true;
+            }
+            node.http_addr = r.http_addr;
+        }
+        members.insert(peer, node);
+    }
+    let lowest = config.peers.keys().next().copied().unwrap_or(config.id);
+    if cluster_exists || lowest != config.id {
+        tracing::info!(lowest, "waiting for the cluster to be formed");
+        return Ok(());
+    }
+    let cluster_id = random_id();
+    identity.set_cluster_id(&cluster_id)?;
+    raft.initialize(members).await.map_err(|e| anyhow!("cannot initialize the cluster: {e}"))?;
+    tracing::info!(cluster_id, "bootstrapped a new cluster");
+    Ok(())
+}
+
+/// Asks a peer whether it is in a cluster; `None` if it does not answer (not started yet).
+async fn probe(network: &Network, addr: &str, identity: &Identity) -> Option<rpb::ProbeReply> {
+    let channel = network.channel(addr).ok()?;
+    let mut client = rpb::raft_client::RaftClient::new(channel);
+    let mut req =
+        tonic::Request::new(rpb::ProbeRequest { from: identity.node_id(), incarnation: identity.incarnation() });
+    req.set_timeout(Duration::from_secs(2));
+    client.probe(req).await.ok().map(|r| r.into_inner())
+}
+
+/// Returns when SIGTERM or SIGINT arrives.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = term => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// Where `tenured` keeps things in its data directory (for docs and tests).
+pub fn describe_data_dir(dir: &Path) -> String {
+    format!("{0}/node.toml (identity, vote), {0}/db (sled: log + state), {0}/snapshots", dir.display())
+}

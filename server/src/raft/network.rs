@@ -1,0 +1,166 @@
+//! Outgoing Raft RPCs over gRPC. One lazily connected channel per peer address, reused.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
+};
+use serde::{de::DeserializeOwned, Serialize};
+use tenure_proto::raft::v1 as pb;
+use tenure_proto::raft::v1::raft_client::RaftClient;
+use tonic::transport::{Channel, Endpoint};
+
+use super::codec;
+use super::identity::Identity;
+use super::{NodeId, TenureNode, TypeConfig};
+
+/// Largest node-to-node message, both ways.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Builds per-peer clients; shares channels between them.
+#[derive(Clone)]
+pub struct Network {
+    identity: Identity,
+    /// Node-local dial overrides (e.g. a test proxy in front of a peer), by node id.
+    dial_overrides: Arc<HashMap<NodeId, String>>,
+    channels: Arc<Mutex<HashMap<String, Channel>>>,
+}
+
+impl Network {
+    pub fn new(identity: Identity, dial_overrides: HashMap<NodeId, String>) -> Self {
+        Self { identity, dial_overrides: Arc::new(dial_overrides), channels: Arc::default() }
+    }
+
+    /// The address to dial for `target`: an override, else the membership's gRPC address.
+    pub fn dial_addr(&self, target: NodeId, node: &TenureNode) -> String {
+        self.dial_overrides.get(&target).cloned().unwrap_or_else(|| node.grpc_addr.clone())
+    }
+
+    /// A lazily connected channel to `addr`, shared by every client of that address.
+    pub fn channel(&self, addr: &str) -> Result<Channel, tonic::transport::Error> {
+        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = channels.get(addr) {
+            return Ok(c.clone());
+        }
+        let uri = if addr.contains("://") { addr.to_string() } else { format!("http://{addr}") };
+        let channel = Endpoint::from_shared(uri)?
+            .connect_timeout(Duration::from_millis(500))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .connect_lazy();
+        channels.insert(addr.to_string(), channel.clone());
+        Ok(channel)
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: NodeId, node: &TenureNode) -> PeerClient {
+        let addr = self.dial_addr(target, node);
+        PeerClient { target, addr: addr.clone(), channel: self.channel(&addr), identity: self.identity.clone() }
+    }
+}
+
+/// Raft RPCs to one peer.
+pub struct PeerClient {
+    target: NodeId,
+    addr: String,
+    channel: Result<Channel, tonic::transport::Error>,
+    identity: Identity,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Msg(String);
+
+impl PeerClient {
+    async fn call<Req, Resp, E>(
+        &self,
+        rpc: Rpc,
+        req: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, RPCError<NodeId, TenureNode, E>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let channel = match &self.channel {
+            Ok(c) => c.clone(),
+            Err(e) => return Err(RPCError::Unreachable(Unreachable::new(&Msg(format!("{}: {e}", self.addr))))),
+        };
+        let payload = codec::encode(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let mut request = tonic::Request::new(pb::RaftRequest {
+            cluster_id: self.identity.cluster_id(),
+            from: self.identity.node_id(),
+            to: self.target,
+            payload,
+            from_incarnation: self.identity.incarnation(),
+            to_incarnation: self.identity.peer_incarnation(self.target),
+        });
+        request.set_timeout(option.hard_ttl());
+        let mut client = RaftClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let reply = match rpc {
+            Rpc::Append => client.append_entries(request).await,
+            Rpc::Vote => client.vote(request).await,
+            Rpc::Snapshot => client.install_snapshot(request).await,
+        };
+        let reply = match reply {
+            Ok(r) => r.into_inner(),
+            Err(status) => {
+                let msg = Msg(format!("{} ({}): {}", self.addr, status.code(), status.message()));
+                if status.code() == tonic::Code::FailedPrecondition {
+                    tracing::warn!(target = self.target, error = %msg, "peer refused a Raft message");
+                }
+                return Err(RPCError::Unreachable(Unreachable::new(&msg)));
+            }
+        };
+        if let Err(e) = self.identity.remember_peer(self.target, &reply.incarnation) {
+            tracing::warn!(target = self.target, error = %e, "peer identity changed");
+            return Err(RPCError::Unreachable(Unreachable::new(&e)));
+        }
+        if !reply.err.is_empty() {
+            let err: E = codec::decode(&reply.err).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+            return Err(RPCError::RemoteError(RemoteError::new(self.target, err)));
+        }
+        codec::decode(&reply.ok).map_err(|e| RPCError::Network(NetworkError::new(&e)))
+    }
+}
+
+enum Rpc {
+    Append,
+    Vote,
+    Snapshot,
+}
+
+type RpcResult<T, E = RaftError<NodeId>> = Result<T, RPCError<NodeId, TenureNode, E>>;
+
+impl RaftNetwork<TypeConfig> for PeerClient {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<AppendEntriesResponse<NodeId>> {
+        self.call(Rpc::Append, &rpc, &option).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>> {
+        self.call(Rpc::Snapshot, &rpc, &option).await
+    }
+
+    async fn vote(&mut self, rpc: VoteRequest<NodeId>, option: RPCOption) -> RpcResult<VoteResponse<NodeId>> {
+        self.call(Rpc::Vote, &rpc, &option).await
+    }
+}

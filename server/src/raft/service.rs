@@ -1,0 +1,88 @@
+//! Incoming Raft RPCs: check identity, decode, hand to openraft, encode the answer.
+
+use serde::Serialize;
+use tenure_proto::raft::v1 as pb;
+use tonic::{Request, Response, Status};
+
+use super::codec;
+use super::identity::Identity;
+use super::state_machine::SharedState;
+use super::Raft;
+
+pub struct RaftService {
+    raft: Raft,
+    identity: Identity,
+    state: std::sync::Arc<SharedState>,
+    me: super::TenureNode,
+}
+
+impl RaftService {
+    pub fn new(raft: Raft, identity: Identity, state: std::sync::Arc<SharedState>, me: super::TenureNode) -> Self {
+        Self { raft, identity, state, me }
+    }
+
+    fn check(&self, req: &pb::RaftRequest) -> Result<(), Status> {
+        self.identity
+            .check_incoming(&req.cluster_id, req.from, req.to, &req.from_incarnation, &req.to_incarnation)
+            .map_err(|e| Status::failed_precondition(e.to_string()))
+    }
+
+    fn reply<T: Serialize, E: Serialize>(&self, result: Result<T, E>) -> Result<Response<pb::RaftReply>, Status> {
+        let incarnation = self.identity.incarnation();
+        let reply = match result {
+            Ok(v) => pb::RaftReply { ok: encode(&v)?, err: Vec::new(), incarnation },
+            Err(e) => pb::RaftReply { ok: Vec::new(), err: encode(&e)?, incarnation },
+        };
+        Ok(Response::new(reply))
+    }
+}
+
+fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, Status> {
+    codec::encode(v).map_err(|e| Status::internal(e.to_string()))
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Status> {
+    codec::decode(bytes).map_err(|e| Status::invalid_argument(format!("payload: {e}")))
+}
+
+#[tonic::async_trait]
+impl pb::raft_server::Raft for RaftService {
+    async fn append_entries(&self, request: Request<pb::RaftRequest>) -> Result<Response<pb::RaftReply>, Status> {
+        let req = request.into_inner();
+        self.check(&req)?;
+        let result = self.raft.append_entries(decode(&req.payload)?).await;
+        self.reply(result)
+    }
+
+    async fn vote(&self, request: Request<pb::RaftRequest>) -> Result<Response<pb::RaftReply>, Status> {
+        let req = request.into_inner();
+        self.check(&req)?;
+        let result = self.raft.vote(decode(&req.payload)?).await;
+        self.reply(result)
+    }
+
+    async fn install_snapshot(&self, request: Request<pb::RaftRequest>) -> Result<Response<pb::RaftReply>, Status> {
+        let req = request.into_inner();
+        self.check(&req)?;
+        let result = self.raft.install_snapshot(decode(&req.payload)?).await;
+        self.reply(result)
+    }
+
+    async fn probe(&self, request: Request<pb::ProbeRequest>) -> Result<Response<pb::ProbeReply>, Status> {
+        let req = request.into_inner();
+        let (members, last) = {
+            let s = self.state.read();
+            let members = s.membership.membership().nodes().map(|(id, _)| *id).collect();
+            (members, s.last_applied.map_or(0, |l| l.index))
+        };
+        Ok(Response::new(pb::ProbeReply {
+            node_id: self.identity.node_id(),
+            cluster_id: self.identity.cluster_id(),
+            members,
+            known_incarnation: self.identity.peer_incarnation(req.from),
+            last_log_index: last,
+            grpc_addr: self.me.grpc_addr.clone(),
+            http_addr: self.me.http_addr.clone(),
+        }))
+    }
+}

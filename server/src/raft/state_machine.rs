@@ -1,0 +1,361 @@
+//! The state machine adapter: applies committed batches to the in-memory [`LockTable`], writes the
+//! changed records and `last_applied` to sled in one batch, builds snapshot files and installs
+//! received ones into a fresh tree generation that is switched to atomically.
+
+use std::io::SeekFrom;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshotBuilder, StorageIOError};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::sync::watch;
+
+use super::codec;
+use super::node_file::{random_id, write_durably};
+use super::storage::{Storage, TREE_SM_META};
+use super::{Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
+use crate::lock::{CommandResult, Event, LockTable, Record, RecordKey};
+
+const KEY_GENERATION: &[u8] = b"generation";
+/// State-machine metadata keys inside a generation tree. `!` sorts apart from record keys.
+const KEY_APPLIED: &[u8] = b"!applied";
+const KEY_MEMBERSHIP: &[u8] = b"!membership";
+
+/// Receives what apply changed. Called after the state lock is released, in log order.
+pub trait ApplyObserver: Send + Sync + 'static {
+    /// `events` were applied; `last_applied` is the index of the last entry of the batch.
+    fn applied(&self, last_applied: u64, events: Vec<Event>);
+    /// A snapshot replaced the whole state.
+    fn reset(&self);
+}
+
+/// The applied state, shared with readers (API handlers, the leader's lease clock).
+pub struct Applied {
+    pub table: LockTable,
+    pub last_applied: Option<LogId>,
+    pub membership: StoredMembership,
+}
+
+/// Everything the state machine shares with the rest of the node.
+pub struct SharedState {
+    state: RwLock<Applied>,
+    applied_tx: watch::Sender<u64>,
+}
+
+impl SharedState {
+    /// Read access to the applied state. Never held across an await.
+    pub fn read(&self) -> RwLockReadGuard<'_, Applied> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Watches the last applied log index.
+    pub fn applied_index(&self) -> watch::Receiver<u64> {
+        self.applied_tx.subscribe()
+    }
+}
+
+/// What a snapshot file holds.
+#[derive(Serialize, Deserialize)]
+struct SnapshotFile {
+    meta: SnapshotMeta,
+    records: Vec<(Vec<u8>, Record)>,
+}
+
+#[derive(Clone)]
+pub struct StateMachine {
+    storage: Storage,
+    shared: Arc<SharedState>,
+    tree: Arc<Mutex<(u64, sled::Tree)>>,
+    sm_meta: sled::Tree,
+    snapshot_dir: PathBuf,
+    current_snapshot: Arc<Mutex<Option<(SnapshotMeta, PathBuf)>>>,
+    observer: Arc<dyn ApplyObserver>,
+}
+
+fn sm_err(verb: ErrorVerb, e: impl std::error::Error + 'static) -> StorageError {
+    StorageIOError::new(ErrorSubject::StateMachine, verb, openraft::AnyError::new(&e)).into()
+}
+
+fn snap_err(verb: ErrorVerb, e: impl std::error::Error + 'static) -> StorageError {
+    StorageIOError::new(ErrorSubject::Snapshot(None), verb, openraft::AnyError::new(&e)).into()
+}
+
+fn invalid(msg: String) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, msg)
+}
+
+fn tree_name(generation: u64) -> String {
+    format!("sm.{generation}")
+}
+
+impl StateMachine {
+    /// Opens the current generation of the state, dropping leftovers of an interrupted snapshot
+    /// install, and loads the latest snapshot file's metadata.
+    pub fn open(storage: Storage, snapshot_dir: &Path, observer: Arc<dyn ApplyObserver>) -> std::io::Result<Self> {
+        let sm_meta = storage.tree(TREE_SM_META)?;
+        let generation = match sm_meta.get(KEY_GENERATION).map_err(std::io::Error::other)? {
+            None => 0,
+            Some(v) => u64::from_be_bytes(
+                v.as_ref().try_into().map_err(|_| invalid("sm_meta/generation is not 8 bytes".into()))?,
+            ),
+        };
+        let current = tree_name(generation);
+        for name in storage.db.tree_names() {
+            let name = String::from_utf8_lossy(&name).into_owned();
+            if name.starts_with("sm.") && name != current {
+                storage.db.drop_tree(name.as_bytes()).map_err(std::io::Error::other)?;
+            }
+        }
+        let tree = storage.tree(&current)?;
+        let applied = load_tree(&tree).map_err(|e| invalid(format!("state tree {current}: {e}")))?;
+        let last = applied.last_applied.map_or(0, |l| l.index);
+        std::fs::create_dir_all(snapshot_dir)?;
+        let current_snapshot = latest_snapshot(snapshot_dir)?;
+        Ok(Self {
+            storage,
+            shared: Arc::new(SharedState { state: RwLock::new(applied), applied_tx: watch::Sender::new(last) }),
+            tree: Arc::new(Mutex::new((generation, tree))),
+            sm_meta,
+            snapshot_dir: snapshot_dir.to_path_buf(),
+            current_snapshot: Arc::new(Mutex::new(current_snapshot)),
+            observer,
+        })
+    }
+
+    pub fn shared(&self) -> Arc<SharedState> {
+        self.shared.clone()
+    }
+
+    fn tree(&self) -> sled::Tree {
+        self.tree.lock().unwrap_or_else(|p| p.into_inner()).1.clone()
+    }
+}
+
+fn load_tree(tree: &sled::Tree) -> Result<Applied, String> {
+    let mut last_applied = None;
+    let mut membership = StoredMembership::default();
+    let mut records = Vec::new();
+    for item in tree.iter() {
+        let (k, v) = item.map_err(|e| e.to_string())?;
+        match k.as_ref() {
+            KEY_APPLIED => last_applied = codec::decode(&v).map_err(|e| format!("!applied: {e}"))?,
+            KEY_MEMBERSHIP => membership = codec::decode(&v).map_err(|e| format!("!membership: {e}"))?,
+            _ => {
+                let key = RecordKey::from_bytes(&k).map_err(|e| e.to_string())?;
+                let record: Record = codec::decode(&v).map_err(|e| format!("record {key:?}: {e}"))?;
+                records.push((key, record));
+            }
+        }
+    }
+    let table = LockTable::from_records(records).map_err(|e| e.to_string())?;
+    Ok(Applied { table, last_applied, membership })
+}
+
+/// Finds the newest complete snapshot file (`snap-*.bin`) and reads its metadata.
+fn latest_snapshot(dir: &Path) -> std::io::Result<Option<(SnapshotMeta, PathBuf)>> {
+    let mut best: Option<(SnapshotMeta, PathBuf)> = None;
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if name.starts_with("incoming-") || name.ends_with(".tmp") {
+            std::fs::remove_file(&path)?;
+            continue;
+        }
+        if !name.starts_with("snap-") {
+            continue;
+        }
+        let bytes = std::fs::read(&path)?;
+        let file: SnapshotFile = codec::decode(&bytes).map_err(|e| invalid(format!("{}: {e}", path.display())))?;
+        if best.as_ref().is_none_or(|(m, _)| m.last_log_id < file.meta.last_log_id) {
+            best = Some((file.meta, path));
+        }
+    }
+    Ok(best)
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+        let s = self.shared.read();
+        Ok((s.last_applied, s.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Vec<CommandResult>>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut results = Vec::new();
+        let mut events = Vec::new();
+        let (last, batch) = {
+            let mut guard = self.shared.state.write().unwrap_or_else(|p| p.into_inner());
+            let s = &mut *guard;
+            for entry in entries {
+                match entry.payload {
+                    EntryPayload::Blank => results.push(Vec::new()),
+                    EntryPayload::Normal(batch) => {
+                        results.push(s.table.apply(entry.log_id.index, &batch, &mut events));
+                    }
+                    EntryPayload::Membership(m) => {
+                        s.membership = StoredMembership::new(Some(entry.log_id), m);
+                        results.push(Vec::new());
+                    }
+                }
+                s.last_applied = Some(entry.log_id);
+            }
+            let mut batch = sled::Batch::default();
+            for key in s.table.take_dirty() {
+                match s.table.record(&key) {
+                    Some(r) => {
+                        batch.insert(key.to_bytes(), codec::encode(&r).map_err(|e| sm_err(ErrorVerb::Write, e))?)
+                    }
+                    None => batch.remove(key.to_bytes()),
+                }
+            }
+            batch.insert(KEY_APPLIED, codec::encode(&s.last_applied).map_err(|e| sm_err(ErrorVerb::Write, e))?);
+            batch.insert(KEY_MEMBERSHIP, codec::encode(&s.membership).map_err(|e| sm_err(ErrorVerb::Write, e))?);
+            (s.last_applied.map_or(0, |l| l.index), batch)
+        };
+        // Not flushed here: the next log append's flush covers it, and after a crash openraft
+        // re-applies from the log.
+        self.tree().apply_batch(batch).map_err(|e| sm_err(ErrorVerb::Write, e))?;
+        self.observer.applied(last, events);
+        self.shared.applied_tx.send_replace(last);
+        Ok(results)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>, StorageError> {
+        let path = self.snapshot_dir.join(format!("incoming-{}.part", random_id()));
+        let file = tokio::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .await
+            .map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        Ok(Box::new(file))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        mut snapshot: Box<tokio::fs::File>,
+    ) -> Result<(), StorageError> {
+        let mut bytes = Vec::new();
+        snapshot.seek(SeekFrom::Start(0)).await.map_err(|e| snap_err(ErrorVerb::Read, e))?;
+        snapshot.read_to_end(&mut bytes).await.map_err(|e| snap_err(ErrorVerb::Read, e))?;
+        let file: SnapshotFile = codec::decode(&bytes).map_err(|e| snap_err(ErrorVerb::Read, e))?;
+        let mut records = Vec::with_capacity(file.records.len());
+        for (k, r) in file.records {
+            let key = RecordKey::from_bytes(&k).map_err(|e| snap_err(ErrorVerb::Read, invalid(e.to_string())))?;
+            records.push((key, r));
+        }
+        let table =
+            LockTable::from_records(records.clone()).map_err(|e| snap_err(ErrorVerb::Read, invalid(e.to_string())))?;
+
+        // Load into a fresh generation; the old one stays current until the switch below, so a
+        // crash anywhere before it leaves the old state whole (and the new tree is dropped at
+        // the next start).
+        let generation = self.tree.lock().unwrap_or_else(|p| p.into_inner()).0 + 1;
+        let name = tree_name(generation);
+        self.storage.db.drop_tree(name.as_bytes()).map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        let tree = self.storage.tree(&name).map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        let mut batch = sled::Batch::default();
+        for (key, record) in &records {
+            batch.insert(key.to_bytes(), codec::encode(record).map_err(|e| snap_err(ErrorVerb::Write, e))?);
+        }
+        batch.insert(KEY_APPLIED, codec::encode(&meta.last_log_id).map_err(|e| snap_err(ErrorVerb::Write, e))?);
+        batch.insert(KEY_MEMBERSHIP, codec::encode(&meta.last_membership).map_err(|e| snap_err(ErrorVerb::Write, e))?);
+        tree.apply_batch(batch).map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        self.storage.sync().await.map_err(|e| snap_err(ErrorVerb::Write, e))?;
+
+        let path = self.write_snapshot_file(meta, &bytes).await?;
+
+        // The switch: one key, made durable.
+        self.sm_meta.insert(KEY_GENERATION, &generation.to_be_bytes()).map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        self.storage.sync().await.map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        let old = {
+            let mut t = self.tree.lock().unwrap_or_else(|p| p.into_inner());
+            std::mem::replace(&mut *t, (generation, tree)).0
+        };
+        let last = meta.last_log_id.map_or(0, |l| l.index);
+        {
+            let mut s = self.shared.state.write().unwrap_or_else(|p| p.into_inner());
+            *s = Applied { table, last_applied: meta.last_log_id, membership: meta.last_membership.clone() };
+        }
+        self.storage.db.drop_tree(tree_name(old).as_bytes()).map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        *self.current_snapshot.lock().unwrap_or_else(|p| p.into_inner()) = Some((meta.clone(), path));
+        self.remove_stale_snapshot_files().await;
+        tracing::info!(last_log_id = %meta.last_log_id.map(|l| l.to_string()).unwrap_or_default(), "installed snapshot");
+        self.observer.reset();
+        self.shared.applied_tx.send_replace(last);
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        let current = self.current_snapshot.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        match current {
+            None => Ok(None),
+            Some((meta, path)) => {
+                let file = tokio::fs::File::open(&path).await.map_err(|e| snap_err(ErrorVerb::Read, e))?;
+                Ok(Some(Snapshot { meta, snapshot: Box::new(file) }))
+            }
+        }
+    }
+}
+
+impl StateMachine {
+    async fn write_snapshot_file(&self, meta: &SnapshotMeta, bytes: &[u8]) -> Result<PathBuf, StorageError> {
+        let index = meta.last_log_id.map_or(0, |l| l.index);
+        let path = self.snapshot_dir.join(format!("snap-{index:020}-{}.bin", meta.snapshot_id));
+        let (p, b) = (path.clone(), bytes.to_vec());
+        tokio::task::spawn_blocking(move || write_durably(&p, &b))
+            .await
+            .map_err(|e| snap_err(ErrorVerb::Write, std::io::Error::other(e)))?
+            .map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        Ok(path)
+    }
+
+    /// Keeps only the current snapshot file; incoming parts of finished installs go too.
+    async fn remove_stale_snapshot_files(&self) {
+        let keep = self.current_snapshot.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|(_, p)| p.clone());
+        let Ok(mut dir) = tokio::fs::read_dir(&self.snapshot_dir).await else { return };
+        while let Ok(Some(entry)) = dir.next_entry().await {
+            let path = entry.path();
+            if Some(&path) != keep.as_ref() {
+                let _ = tokio::fs::remove_file(&path).await;
+            }
+        }
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let file = {
+            let s = self.shared.read();
+            let last_log_id = s.last_applied;
+            let snapshot_id = format!(
+                "{}-{}-{}",
+                last_log_id.map_or(0, |l| l.leader_id.term),
+                last_log_id.map_or(0, |l| l.index),
+                &random_id()[..8]
+            );
+            let meta = SnapshotMeta { last_log_id, last_membership: s.membership.clone(), snapshot_id };
+            SnapshotFile { meta, records: s.table.records().map(|(k, r)| (k.to_bytes(), r)).collect() }
+        };
+        let bytes = codec::encode(&file).map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        let path = self.write_snapshot_file(&file.meta, &bytes).await?;
+        *self.current_snapshot.lock().unwrap_or_else(|p| p.into_inner()) = Some((file.meta.clone(), path.clone()));
+        self.remove_stale_snapshot_files().await;
+        tracing::info!(snapshot_id = %file.meta.snapshot_id, records = file.records.len(), "built snapshot");
+        let f = tokio::fs::File::open(&path).await.map_err(|e| snap_err(ErrorVerb::Read, e))?;
+        Ok(Snapshot { meta: file.meta, snapshot: Box::new(f) })
+    }
+}
