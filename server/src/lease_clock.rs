@@ -353,6 +353,9 @@ pub async fn run_duties(
         if last_forget.elapsed() >= FORGET_EVERY {
             last_forget = Instant::now();
             let before_ms = now_ms().saturating_sub(settings.tombstone_ttl.as_millis() as u64);
+            if !shared.read().table.has_tombstones_finished_by(before_ms) {
+                continue;
+            }
             let proposer = proposer.clone();
             tokio::spawn(async move {
                 let _ = proposer.propose(Command::ForgetFinished { before_ms }).await;

@@ -234,9 +234,11 @@ async fn bootstrap(
         tracing::info!(lowest, "waiting for the cluster to be formed");
         return Ok(());
     }
+    // Initialize first, record the id second: a peer probing in between sees no cluster id
+    // (and waits), never an id whose membership it cannot see yet.
+    raft.initialize(members).await.map_err(|e| anyhow!("cannot initialize the cluster: {e}"))?;
     let cluster_id = random_id();
     identity.set_cluster_id(&cluster_id)?;
-    raft.initialize(members).await.map_err(|e| anyhow!("cannot initialize the cluster: {e}"))?;
     tracing::info!(cluster_id, "bootstrapped a new cluster");
     Ok(())
 }

@@ -799,6 +799,11 @@ impl LockTable {
         self.ledger.next_token
     }
 
+    /// Whether any tombstone finished at or before `before_ms` (so `ForgetFinished` would act).
+    pub fn has_tombstones_finished_by(&self, before_ms: u64) -> bool {
+        self.tombstones.values().any(|t| t.finished_at_ms <= before_ms)
+    }
+
     pub fn lock_count(&self) -> usize {
         self.locks.len()
     }

@@ -70,11 +70,9 @@ impl pb::raft_server::Raft for RaftService {
 
     async fn probe(&self, request: Request<pb::ProbeRequest>) -> Result<Response<pb::ProbeReply>, Status> {
         let req = request.into_inner();
-        let (members, last) = {
-            let s = self.state.read();
-            let members = s.membership.membership().nodes().map(|(id, _)| *id).collect();
-            (members, s.last_applied.map_or(0, |l| l.index))
-        };
+        // Raft's view includes a membership that is in the log but not applied yet.
+        let members = self.raft.metrics().borrow().membership_config.membership().nodes().map(|(id, _)| *id).collect();
+        let last = self.state.read().last_applied.map_or(0, |l| l.index);
         Ok(Response::new(pb::ProbeReply {
             node_id: self.identity.node_id(),
             cluster_id: self.identity.cluster_id(),
