@@ -1,6 +1,9 @@
 //! Lock semantics against a real 3-node cluster: one cluster, one check after another, each on
 //! its own lock names.
 
+// Tests unwrap freely: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::Duration;

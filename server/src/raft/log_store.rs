@@ -1,6 +1,9 @@
 //! The Raft log on sled (tree `raft_log`, keys are big-endian indexes) and the vote in
 //! `node.toml`. An append is acknowledged to openraft only after it is on disk.
 
+// openraft's StorageError is large, and these helpers return it as openraft demands.
+#![allow(clippy::result_large_err)]
+
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::sync::{Arc, Mutex};

@@ -1,0 +1,140 @@
+//! Crashes and restarts: SIGKILL of the leader, a restart of every node, and data directories
+//! that must not be used.
+
+// Tests unwrap freely: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use tenure_proto::v1 as pb;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_of_the_leader_keeps_the_hold_and_the_queue_order() {
+    let mut cluster = Cluster::start(3, &[]).await;
+    let old = cluster.leader().await;
+    let mut c = cluster.locks(old).await;
+    let held = c.acquire(acquire_req("job", "holder", 30_000, 0)).await.unwrap().into_inner();
+    let token = held.lease.expect("granted").token;
+    for w in ["waiter-1", "waiter-2"] {
+        let r = c.acquire(acquire_req("job", w, 30_000, 50)).await.unwrap().into_inner();
+        assert_eq!(outcome(&r), pb::AcquireOutcome::Queued);
+    }
+
+    cluster.kill(old);
+    let new = cluster.leader().await;
+    assert_ne!(new, old);
+    let mut c = cluster.locks(new).await;
+    assert_eq!(
+        holders_and_waiters(&mut c, "job").await,
+        (vec!["holder".to_string()], vec!["waiter-1".to_string(), "waiter-2".to_string()])
+    );
+    // The holder and the waiters keep their leases through the new leader.
+    for rid in ["holder", "waiter-1", "waiter-2"] {
+        c.renew(pb::RenewRequest { name: "job".into(), request_id: rid.into() }).await.expect("renew after failover");
+    }
+    // Re-sending the same Acquire keeps the waiter's place (FIFO-fair retry).
+    let again = c.acquire(acquire_req("job", "waiter-2", 30_000, 50)).await.unwrap().into_inner();
+    assert_eq!((outcome(&again), again.position), (pb::AcquireOutcome::Queued, 2));
+
+    c.release(pb::ReleaseRequest { name: "job".into(), request_id: "holder".into() }).await.expect("release");
+    let next = c.acquire(acquire_req("job", "waiter-1", 30_000, 1_000)).await.unwrap().into_inner();
+    assert_eq!(outcome(&next), pb::AcquireOutcome::Granted, "the first waiter is granted next");
+    assert!(next.lease.expect("lease").token > token);
+
+    cluster.spawn(old);
+    let mut back = cluster.locks(old).await;
+    eventually("the restarted node to catch up", Duration::from_secs(10), || {
+        let mut back = back.clone();
+        async move {
+            let stale = pb::DescribeRequest { name: "job".into(), consistency: pb::Consistency::Stale as i32 };
+            let d = back.describe(stale).await.ok()?.into_inner();
+            (d.holders.first().map(|h| h.request_id.as_str()) == Some("waiter-1")).then_some(())
+        }
+    })
+    .await;
+    let _ = &mut back;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarting_all_three_nodes_keeps_every_lock_and_the_token_counter() {
+    let mut cluster = Cluster::start(3, &[]).await;
+    let leader = cluster.leader().await;
+    let mut c = cluster.locks(leader).await;
+    let mut last_token = 0;
+    for i in 0..5 {
+        let r = c.acquire(acquire_req(&format!("keep-{i}"), &format!("keep-{i}"), 60_000, 0)).await.unwrap();
+        last_token = r.into_inner().lease.expect("granted").token;
+    }
+    c.acquire(acquire_req("keep-0", "keep-waiter", 60_000, 50)).await.unwrap();
+    let mut kv = cluster.kv(leader).await;
+    kv.put(pb::PutRequest { key: b"acked".to_vec(), value: b"yes".to_vec(), if_fence: None }).await.expect("put");
+
+    for id in 1..=3 {
+        cluster.kill(id);
+    }
+    for id in 1..=3 {
+        cluster.spawn(id);
+    }
+    let leader = cluster.leader().await;
+    let mut c = cluster.locks(leader).await;
+    for i in 0..5 {
+        let (holders, _) = holders_and_waiters(&mut c, &format!("keep-{i}")).await;
+        assert_eq!(holders, vec![format!("keep-{i}")], "lock keep-{i} survived the restart");
+    }
+    assert_eq!(holders_and_waiters(&mut c, "keep-0").await.1, vec!["keep-waiter".to_string()]);
+    let mut kv = cluster.kv(leader).await;
+    let v = kv.get(pb::GetRequest { key: b"acked".to_vec(), consistency: 0 }).await.unwrap().into_inner();
+    assert_eq!(v.value, b"yes", "an acknowledged write survived");
+    let r = c.acquire(acquire_req("after-restart", "after-restart", 30_000, 0)).await.unwrap().into_inner();
+    assert!(r.lease.expect("granted").token > last_token, "the token counter kept increasing");
+}
+
+/// Runs `cmd` and waits (bounded) for it to exit; returns (exited unsuccessfully, its output).
+fn run_expecting_refusal(mut cmd: std::process::Command) -> (bool, String) {
+    let out = tempfile::NamedTempFile::new().expect("tmp");
+    cmd.stdout(out.reopen().expect("out")).stderr(out.reopen().expect("out"));
+    let mut child = cmd.spawn().expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let refused = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break !status.success();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (refused, std::fs::read_to_string(out.path()).unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_refuses_another_nodes_data_directory_and_a_wiped_one() {
+    let mut cluster = Cluster::start(3, &[]).await;
+    let leader = cluster.leader().await;
+    let mut c = cluster.locks(leader).await;
+    c.acquire(acquire_req("x", "x-1", 30_000, 0)).await.expect("acquire");
+
+    // Node 3 started on node 2's data directory.
+    cluster.kill(3);
+    let node2_dir = cluster.node(2).data_dir.clone();
+    let (refused, out) = run_expecting_refusal(cluster.command(3, &node2_dir));
+    assert!(refused && out.contains("belongs to node 2"), "{out}");
+
+    // Node 3 with its directory wiped, beside the running cluster.
+    let dir3 = cluster.node(3).data_dir.clone();
+    std::fs::remove_dir_all(&dir3).expect("wipe");
+    let (refused, out) = run_expecting_refusal(cluster.command(3, &dir3));
+    assert!(refused && out.contains("wiped"), "{out}");
+
+    // A damaged directory is refused with the file named.
+    let dir2 = cluster.node(2).data_dir.clone();
+    cluster.kill(2);
+    std::fs::write(dir2.join("node.toml"), b"\xff\xfe not toml").expect("damage");
+    let (refused, out) = run_expecting_refusal(cluster.command(2, &dir2));
+    assert!(refused && out.contains("node.toml"), "{out}");
+}
