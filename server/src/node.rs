@@ -169,12 +169,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
             }
         }
     };
+    let mut replaced = identity.replaced();
     let result = tokio::select! {
         _ = shutdown => {
             tracing::info!("shutting down");
             Ok(())
         }
         reason = fatal => Err(anyhow!("raft stopped: {reason}; the node stops rather than serve state it may not have")),
+        reason = replaced.wait_for(Option::is_some) => {
+            let reason = reason.map(|r| r.clone().unwrap_or_default()).unwrap_or_default();
+            Err(anyhow!("{reason}. This node's data directory {} was wiped or replaced: it cannot rejoin as if nothing happened (it could vote twice in a term)", config.data_dir.display()))
+        }
     };
     let _ = stop_tx.send(true);
     let _ = raft.shutdown().await;

@@ -138,3 +138,49 @@ async fn a_node_refuses_another_nodes_data_directory_and_a_wiped_one() {
     let (refused, out) = run_expecting_refusal(cluster.command(2, &dir2));
     assert!(refused && out.contains("node.toml"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_node_started_before_its_peers_stops_once_they_recognise_it() {
+    let mut cluster = Cluster::start(3, &[]).await;
+    let leader = cluster.leader().await;
+    let mut c = cluster.locks(leader).await;
+    c.acquire(acquire_req("y", "y-1", 30_000, 0)).await.expect("acquire");
+    // Wait until every node has learned every other node's incarnation (gossiped by the leader).
+    let dirs: Vec<_> = (1..=3).map(|id| cluster.node(id).data_dir.clone()).collect();
+    eventually("incarnations to reach every node", Duration::from_secs(10), || {
+        let dirs = dirs.clone();
+        async move {
+            dirs.iter()
+                .all(|d| {
+                    let text = std::fs::read_to_string(d.join("node.toml")).unwrap_or_default();
+                    text.lines().skip_while(|l| !l.starts_with("[peers]")).filter(|l| l.contains('=')).count() == 2
+                })
+                .then_some(())
+        }
+    })
+    .await;
+
+    // Stop everything, wipe a follower other than node 1 (which would bootstrap a new cluster
+    // alone), and start it before its peers, so no probe can catch it.
+    let wiped = if leader == 2 { 3 } else { 2 };
+    for id in 1..=3 {
+        cluster.kill(id);
+    }
+    std::fs::remove_dir_all(&dirs[(wiped - 1) as usize]).expect("wipe");
+    cluster.spawn(wiped);
+    eventually("the wiped node to listen", Duration::from_secs(10), || async { cluster.status(wiped).await }).await;
+    for id in (1..=3).filter(|id| *id != wiped) {
+        cluster.spawn(id);
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while cluster.node(wiped).is_running() {
+        assert!(Instant::now() < deadline, "the wiped node kept running:\n{}", cluster.log_of(wiped));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let log = cluster.log_of(wiped);
+    assert!(log.contains("wiped or replaced"), "{log}");
+    // The others carry on without it.
+    let leader = cluster.leader().await;
+    let mut c = cluster.locks(leader).await;
+    assert_eq!(holders_and_waiters(&mut c, "y").await.0, vec!["y-1".to_string()]);
+}

@@ -1,7 +1,10 @@
 //! Who this node is and which cluster it belongs to: the node id, the data directory's
 //! incarnation, the cluster id and the incarnations of peers it has met. Backed by `node.toml`.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::watch;
 
 use super::node_file::{NodeFile, NodeFileError};
 use super::NodeId;
@@ -23,11 +26,28 @@ pub enum IdentityError {
 pub struct Identity {
     node_id: NodeId,
     file: Arc<Mutex<NodeFile>>,
+    /// Set when a peer knows this node under another incarnation: the node must stop.
+    replaced: Arc<watch::Sender<Option<String>>>,
 }
 
 impl Identity {
     pub fn new(node_id: NodeId, file: Arc<Mutex<NodeFile>>) -> Self {
-        Self { node_id, file }
+        Self { node_id, file, replaced: Arc::new(watch::Sender::new(None)) }
+    }
+
+    /// Resolves with the reason once a peer has shown that this node's data directory was
+    /// replaced.
+    pub fn replaced(&self) -> watch::Receiver<Option<String>> {
+        self.replaced.subscribe()
+    }
+
+    /// Every incarnation this node knows, itself included.
+    pub fn known_incarnations(&self) -> HashMap<NodeId, String> {
+        let file = self.lock();
+        let mut known: HashMap<NodeId, String> =
+            file.state().peers.iter().filter_map(|(id, inc)| Some((id.parse().ok()?, inc.clone()))).collect();
+        known.insert(self.node_id, file.state().incarnation.clone());
+        known
     }
 
     pub fn node_id(&self) -> NodeId {
@@ -78,7 +98,8 @@ impl Identity {
         }
     }
 
-    /// Checks an incoming node-to-node message; adopts the cluster id if this node has none yet.
+    /// Checks an incoming node-to-node message; adopts the cluster id if this node has none yet
+    /// and learns the incarnations the sender knows.
     pub fn check_incoming(
         &self,
         cluster_id: &str,
@@ -86,9 +107,18 @@ impl Identity {
         to: NodeId,
         from_incarnation: &str,
         to_incarnation: &str,
+        known: &HashMap<NodeId, String>,
     ) -> Result<(), IdentityError> {
         if to != self.node_id {
             return Err(IdentityError::WrongNode { me: self.node_id, to });
+        }
+        let mine = self.incarnation();
+        let expected = known.get(&self.node_id).map(String::as_str).filter(|e| !e.is_empty()).unwrap_or(to_incarnation);
+        if !expected.is_empty() && expected != mine {
+            let err = IdentityError::Replaced { node: self.node_id, found: mine, expected: expected.to_string() };
+            tracing::error!(from, error = %err, "this node's data directory was replaced; stopping");
+            self.replaced.send_replace(Some(err.to_string()));
+            return Err(err);
         }
         let ours = self.cluster_id();
         if ours.is_empty() {
@@ -99,14 +129,14 @@ impl Identity {
         } else if ours != cluster_id {
             return Err(IdentityError::ClusterMismatch { ours, theirs: cluster_id.to_string() });
         }
-        let mine = self.incarnation();
-        if !to_incarnation.is_empty() && to_incarnation != mine {
-            return Err(IdentityError::Replaced {
-                node: self.node_id,
-                found: mine,
-                expected: to_incarnation.to_string(),
-            });
+        self.remember_peer(from, from_incarnation)?;
+        for (&id, inc) in known {
+            if id != self.node_id && id != from {
+                if let Err(e) = self.remember_peer(id, inc) {
+                    tracing::warn!(from, error = %e, "a peer knows another incarnation of a member");
+                }
+            }
         }
-        self.remember_peer(from, from_incarnation)
+        Ok(())
     }
 }

@@ -103,6 +103,7 @@ impl PeerClient {
             payload,
             from_incarnation: self.identity.incarnation(),
             to_incarnation: self.identity.peer_incarnation(self.target),
+            known_incarnations: self.identity.known_incarnations(),
         });
         request.set_timeout(option.hard_ttl());
         let mut client = RaftClient::new(channel)

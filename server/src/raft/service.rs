@@ -23,7 +23,14 @@ impl RaftService {
 
     fn check(&self, req: &pb::RaftRequest) -> Result<(), Status> {
         self.identity
-            .check_incoming(&req.cluster_id, req.from, req.to, &req.from_incarnation, &req.to_incarnation)
+            .check_incoming(
+                &req.cluster_id,
+                req.from,
+                req.to,
+                &req.from_incarnation,
+                &req.to_incarnation,
+                &req.known_incarnations,
+            )
             .map_err(|e| Status::failed_precondition(e.to_string()))
     }
 
@@ -70,6 +77,11 @@ impl pb::raft_server::Raft for RaftService {
 
     async fn probe(&self, request: Request<pb::ProbeRequest>) -> Result<Response<pb::ProbeReply>, Status> {
         let req = request.into_inner();
+        // Remember the prober, so a later start on a wiped directory is recognised.
+        let known = self.identity.peer_incarnation(req.from);
+        if known.is_empty() && req.from != self.identity.node_id() {
+            let _ = self.identity.remember_peer(req.from, &req.incarnation);
+        }
         // Raft's view includes a membership that is in the log but not applied yet.
         let members = self.raft.metrics().borrow().membership_config.membership().nodes().map(|(id, _)| *id).collect();
         let last = self.state.read().last_applied.map_or(0, |l| l.index);
@@ -77,7 +89,7 @@ impl pb::raft_server::Raft for RaftService {
             node_id: self.identity.node_id(),
             cluster_id: self.identity.cluster_id(),
             members,
-            known_incarnation: self.identity.peer_incarnation(req.from),
+            known_incarnation: known,
             last_log_index: last,
             grpc_addr: self.me.grpc_addr.clone(),
             http_addr: self.me.http_addr.clone(),
