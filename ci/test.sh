@@ -43,12 +43,18 @@ phase_clippy() {
 }
 
 phase_test() {
-    cargo test "${CARGO_LOCKED[@]}" --workspace "${CARGO_PROFILE[@]}"
+    cargo test "${CARGO_LOCKED[@]}" --workspace "${CARGO_PROFILE[@]}" 2>&1 | tee -a "$TEST_RESULTS"
 }
 
 # ---- runner ---------------------------------------------------------------------------------
 
 SELF="$ROOT/ci/test.sh"
+# Every phase appends its test runner's output here, so the run can end with one total.
+if [[ "${1:-}" != "__phase" ]]; then
+    TEST_RESULTS=$(mktemp)
+    export TEST_RESULTS
+    trap 'rm -f "$TEST_RESULTS"' EXIT
+fi
 SUMMARY=()
 FAILED=()
 CHILD=
@@ -95,6 +101,12 @@ run_phase() {
     return 0
 }
 
+# Sums every runner's "test result: ok. N passed; M failed" line.
+test_totals() {
+    awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+         END { printf "%d %d\n", p, f }' "$TEST_RESULTS"
+}
+
 print_summary() {
     echo
     echo "== summary (target dir: $CARGO_TARGET_DIR, profile: ci)"
@@ -136,7 +148,16 @@ main() {
         echo "== FAILED: ${FAILED[*]}"
         exit 1
     fi
+    local totals passed failed
+    totals=$(test_totals)
+    passed=${totals% *}
+    failed=${totals#* }
+    if [[ " ${selected[*]} " == *" test "* ]] && ((passed == 0)); then
+        echo "== FAILED: the test phase ran no test"
+        exit 1
+    fi
     echo "== all phases passed"
+    echo "tests: $passed passed, $failed failed"
 }
 
 # Internal: `ci/test.sh __phase NAME` runs one phase in this process (used by run_phase).
