@@ -33,6 +33,9 @@ struct Tracked {
     expire_proposed: Option<Instant>,
     /// When to log this lease's remaining time if it stays silent.
     next_checkpoint: Instant,
+    /// A Checkpoint naming this lease is proposed but not applied yet. A renewal must wait for
+    /// it: the checkpoint carries a remaining time computed before the renewal.
+    checkpoint_in_flight: bool,
 }
 
 struct Delayed {
@@ -61,6 +64,8 @@ pub enum Renewal {
 pub struct LeaseClock {
     state: Mutex<ClockState>,
     waiting: Mutex<HashMap<String, Arc<Notify>>>,
+    /// Never notified; stands in for a watch's handle after it is released.
+    spare: Notify,
 }
 
 impl Default for LeaseClock {
@@ -71,37 +76,28 @@ impl Default for LeaseClock {
 
 impl LeaseClock {
     pub fn new() -> Self {
-        Self { state: Mutex::default(), waiting: Mutex::default() }
+        Self { state: Mutex::default(), waiting: Mutex::default(), spare: Notify::new() }
     }
 
     fn lock(&self) -> MutexGuard<'_, ClockState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Notes when an Acquire for `request_id` arrived, before it is proposed.
-    pub fn note_receipt(&self, request_id: &str, at: Instant) {
+    /// Notes when an Acquire for `request_id` arrived, before it is proposed; the note goes
+    /// when the returned guard is dropped (the proposal applied, failed or was cancelled).
+    pub fn note_receipt<'a>(&'a self, request_id: &str, at: Instant) -> ReceiptNote<'a> {
         let mut s = self.lock();
         if s.ready_term.is_some() {
             s.receipts.insert(request_id.to_string(), at);
         }
+        ReceiptNote { clock: self, request_id: request_id.to_string() }
     }
 
-    pub fn forget_receipt(&self, request_id: &str) {
-        self.lock().receipts.remove(request_id);
-    }
-
-    /// A handle woken when `request_id` is granted or finishes. Drop it through [`Self::unwatch`].
-    pub fn watch(&self, request_id: &str) -> Arc<Notify> {
+    /// A handle woken when `request_id` is granted or finishes; unregistered on drop.
+    pub fn watch<'a>(&'a self, request_id: &str) -> GrantWatch<'a> {
         let mut w = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
-        w.entry(request_id.to_string()).or_insert_with(|| Arc::new(Notify::new())).clone()
-    }
-
-    pub fn unwatch(&self, request_id: &str, handle: Arc<Notify>) {
-        let mut w = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
-        // One reference is the map's, one is `handle`: nobody else waits.
-        if Arc::strong_count(&handle) <= 2 {
-            w.remove(request_id);
-        }
+        let notify = w.entry(request_id.to_string()).or_insert_with(|| Arc::new(Notify::new())).clone();
+        GrantWatch { clock: self, request_id: request_id.to_string(), notify: Some(notify) }
     }
 
     fn wake(&self, request_id: &str) {
@@ -131,6 +127,7 @@ impl LeaseClock {
                     deadline: now + left,
                     expire_proposed: None,
                     next_checkpoint: now + ttl / 2,
+                    checkpoint_in_flight: false,
                 },
             );
         }
@@ -165,7 +162,7 @@ impl LeaseClock {
         shared: &SharedState,
         leases: &[(String, String)],
         receipt: Instant,
-    ) -> Result<Vec<(Renewal, bool)>, RaftCallError> {
+    ) -> Result<Vec<(Renewal, Path)>, RaftCallError> {
         let mut s = self.lock();
         if s.ready_term.is_none() {
             return Err(RaftCallError::NoQuorum("the leader is still starting its lease clock".into()));
@@ -179,7 +176,7 @@ impl LeaseClock {
                     (false, waiter.ttl_ms, waiter.checkpoint_ms.is_some())
                 }
                 _ => {
-                    out.push((Renewal::Lost, false));
+                    out.push((Renewal::Lost, Path::Done));
                     continue;
                 }
             };
@@ -190,16 +187,23 @@ impl LeaseClock {
                 deadline: receipt + ttl,
                 expire_proposed: None,
                 next_checkpoint: receipt + ttl / 2,
+                checkpoint_in_flight: false,
             });
             if tracked.expire_proposed.is_some() {
-                out.push((Renewal::Lost, false));
+                out.push((Renewal::Lost, Path::Done));
                 continue;
             }
-            if !checkpointed {
+            // No new checkpoint of this lease until this renewal is through.
+            tracked.next_checkpoint = tracked.next_checkpoint.max(receipt + ttl / 2);
+            let path = if tracked.checkpoint_in_flight {
+                Path::AwaitCheckpoint
+            } else if checkpointed {
+                Path::ClearCheckpoint
+            } else {
                 tracked.deadline = tracked.deadline.max(receipt + ttl);
-                tracked.next_checkpoint = tracked.next_checkpoint.max(receipt + ttl / 2);
-            }
-            out.push((Renewal::Alive { held, ttl_ms }, checkpointed));
+                Path::Done
+            };
+            out.push((Renewal::Alive { held, ttl_ms }, path));
         }
         Ok(out)
     }
@@ -218,22 +222,114 @@ impl LeaseClock {
         rounds.round().await?;
         let checked = self.renew_checked(shared, leases, receipt)?;
         let mut out = Vec::with_capacity(checked.len());
-        for ((name, request_id), (renewal, checkpointed)) in leases.iter().zip(checked) {
-            if !checkpointed {
-                out.push(renewal);
-                continue;
-            }
-            let cmd = Command::ClearCheckpoint { name: name.clone(), request_id: request_id.clone() };
-            match proposer.propose(cmd).await? {
-                (CommandResult::ClearCheckpoint { found: true }, _) => {
-                    // Committed after receipt, so it was a quorum round that started after it.
-                    let again = self.renew_checked(shared, &[(name.clone(), request_id.clone())], receipt)?;
-                    out.push(again.into_iter().next().map_or(Renewal::Lost, |(r, _)| r));
-                }
-                _ => out.push(Renewal::Lost),
+        for ((name, request_id), (renewal, path)) in leases.iter().zip(checked) {
+            match path {
+                Path::Done => out.push(renewal),
+                _ => out.push(self.renew_through_log(shared, proposer, name, request_id, receipt).await?),
             }
         }
         Ok(out)
+    }
+
+    /// Renews a lease that carries (or is about to carry) a checkpoint: waits for an in-flight
+    /// Checkpoint to be applied, then clears it through a committed entry, so the renewal is
+    /// ordered after every checkpoint of the lease.
+    async fn renew_through_log(
+        &self,
+        shared: &SharedState,
+        proposer: &Proposer,
+        name: &str,
+        request_id: &str,
+        receipt: Instant,
+    ) -> Result<Renewal, RaftCallError> {
+        let lease = [(name.to_string(), request_id.to_string())];
+        let deadline = Instant::now() + CHECKPOINT_WAIT;
+        loop {
+            let (renewal, path) =
+                self.renew_checked(shared, &lease, receipt)?.pop().unwrap_or((Renewal::Lost, Path::Done));
+            match path {
+                Path::Done => return Ok(renewal),
+                Path::AwaitCheckpoint => {
+                    if Instant::now() > deadline {
+                        return Err(RaftCallError::NoQuorum(
+                            "a checkpoint of this lease is still being committed".into(),
+                        ));
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Path::ClearCheckpoint => {
+                    let cmd = Command::ClearCheckpoint { name: name.to_string(), request_id: request_id.to_string() };
+                    // Committed after receipt, so it was a quorum round that started after it.
+                    match proposer.propose(cmd).await? {
+                        (CommandResult::ClearCheckpoint { found: true }, _) => {}
+                        _ => return Ok(Renewal::Lost),
+                    }
+                    if Instant::now() > deadline {
+                        return Err(RaftCallError::NoQuorum("the lease keeps being checkpointed".into()));
+                    }
+                }
+            }
+        }
+    }
+
+    fn checkpoint_applied(&self, request_ids: &[String]) {
+        let mut s = self.lock();
+        for id in request_ids {
+            if let Some(t) = s.leases.get_mut(id) {
+                t.checkpoint_in_flight = false;
+            }
+        }
+    }
+}
+
+/// How a renewal proceeds after its quorum round.
+enum Path {
+    /// Answered (deadline moved, or lost).
+    Done,
+    /// A Checkpoint of the lease is being proposed: wait for it.
+    AwaitCheckpoint,
+    /// The lease carries a checkpoint: clear it through the log first.
+    ClearCheckpoint,
+}
+
+/// Longest a renewal waits on a lease's checkpoint before answering NO_LEADER (retry).
+const CHECKPOINT_WAIT: Duration = Duration::from_secs(2);
+
+/// Removes an Acquire's receipt time when dropped.
+pub struct ReceiptNote<'a> {
+    clock: &'a LeaseClock,
+    request_id: String,
+}
+
+impl Drop for ReceiptNote<'_> {
+    fn drop(&mut self) {
+        self.clock.lock().receipts.remove(&self.request_id);
+    }
+}
+
+/// A registration for grant wake-ups of one request id.
+pub struct GrantWatch<'a> {
+    clock: &'a LeaseClock,
+    request_id: String,
+    notify: Option<Arc<Notify>>,
+}
+
+impl GrantWatch<'_> {
+    pub fn notify(&self) -> &Notify {
+        // Always Some until drop.
+        self.notify.as_deref().unwrap_or(&self.clock.spare)
+    }
+}
+
+impl Drop for GrantWatch<'_> {
+    fn drop(&mut self) {
+        let mut w = self.clock.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        // Release our handle under the map's lock, so of two watchers dropping at once exactly
+        // the last one sees only the map's reference left.
+        drop(self.notify.take());
+        if w.get(&self.request_id).is_some_and(|n| Arc::strong_count(n) == 1) {
+            w.remove(&self.request_id);
+        }
     }
 }
 
@@ -256,6 +352,7 @@ impl ApplyObserver for LeaseClock {
                                 deadline: start + ttl,
                                 expire_proposed: None,
                                 next_checkpoint: start + ttl / 2,
+                                checkpoint_in_flight: false,
                             });
                         }
                         Event::Finished { request_id, .. } => {
@@ -344,10 +441,18 @@ pub async fn run_duties(
         let due = due_work(&clock, Instant::now());
         for cmd in due {
             let proposer = proposer.clone();
+            let clock = clock.clone();
             tokio::spawn(async move {
+                let checkpointed: Vec<String> = match &cmd {
+                    Command::Checkpoint { leases } => leases.iter().map(|l| l.request_id.clone()).collect(),
+                    _ => Vec::new(),
+                };
                 if let Err(e) = proposer.propose(cmd).await {
                     tracing::debug!(error = %e, "leader duty proposal failed");
                 }
+                // Applied (or failed, and then possibly never applied while we lead): renewals
+                // waiting on it may go on; an applied one makes them clear it through the log.
+                clock.checkpoint_applied(&checkpointed);
             });
         }
         if last_forget.elapsed() >= FORGET_EVERY {
@@ -376,7 +481,8 @@ fn due_work(clock: &LeaseClock, now: Instant) -> Vec<Command> {
                 t.expire_proposed = Some(now);
                 out.push(Command::Expire { name: t.name.clone(), request_id: request_id.clone() });
             }
-        } else if t.next_checkpoint <= now && t.expire_proposed.is_none() {
+        } else if t.next_checkpoint <= now && t.expire_proposed.is_none() && !t.checkpoint_in_flight {
+            t.checkpoint_in_flight = true;
             checkpoints.push(CheckpointEntry {
                 name: t.name.clone(),
                 request_id: request_id.clone(),

@@ -241,7 +241,15 @@ async fn bootstrap(
     }
     // Initialize first, record the id second: a peer probing in between sees no cluster id
     // (and waits), never an id whose membership it cannot see yet.
-    raft.initialize(members).await.map_err(|e| anyhow!("cannot initialize the cluster: {e}"))?;
+    match raft.initialize(members).await {
+        Ok(()) => {}
+        // A crash between initialize and recording the id leaves an initialized log behind:
+        // that is this same bootstrap, so only the id is missing.
+        Err(openraft::error::RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => {
+            tracing::info!("the log was already initialized; recording the cluster id");
+        }
+        Err(e) => bail!("cannot initialize the cluster: {e}"),
+    }
     let cluster_id = random_id();
     identity.set_cluster_id(&cluster_id)?;
     tracing::info!(cluster_id, "bootstrapped a new cluster");

@@ -16,6 +16,9 @@ use crate::raft::{NodeId, Raft, TenureNode};
 
 /// Most commands in one entry.
 const MAX_BATCH: usize = 4096;
+/// Most payload bytes in one entry (roughly): keeps every entry far below the node-to-node
+/// message limit and below sled's blob threshold, above which sled writes a separate file.
+const MAX_BATCH_BYTES: usize = 96 * 1024;
 /// Entries in flight at once: while one is being flushed and replicated, the next fills up.
 const IN_FLIGHT: usize = 4;
 
@@ -70,16 +73,34 @@ impl Proposer {
 
 async fn run_proposer(raft: Raft, caps: Caps, mut rx: mpsc::UnboundedReceiver<Proposal>) {
     let in_flight = Arc::new(Semaphore::new(IN_FLIGHT));
-    while let Some(first) = rx.recv().await {
+    let mut next: Option<Proposal> = None;
+    loop {
+        let first = match next.take() {
+            Some(p) => p,
+            None => match rx.recv().await {
+                Some(p) => p,
+                None => return,
+            },
+        };
         let Ok(permit) = in_flight.clone().acquire_owned().await else { return };
         // Take everything that queued up while we waited for a permit.
+        let mut bytes = first.command.approx_size();
         let mut proposals = vec![first];
-        while proposals.len() < MAX_BATCH {
+        let mut carry = None;
+        while proposals.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
             match rx.try_recv() {
-                Ok(p) => proposals.push(p),
+                Ok(p) if bytes + p.command.approx_size() > MAX_BATCH_BYTES => {
+                    carry = Some(p);
+                    break;
+                }
+                Ok(p) => {
+                    bytes += p.command.approx_size();
+                    proposals.push(p);
+                }
                 Err(_) => break,
             }
         }
+        next = carry;
         let raft = raft.clone();
         tokio::spawn(async move {
             let (commands, replies): (Vec<_>, Vec<_>) = proposals.into_iter().map(|p| (p.command, p.reply)).unzip();

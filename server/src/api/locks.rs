@@ -62,13 +62,7 @@ fn granted(lease: &lock::Lease, index: u64) -> pb::AcquireResponse {
 }
 
 fn queued(position: u64, index: u64) -> pb::AcquireResponse {
-    pb::AcquireResponse {
-        outcome: pb::AcquireOutcome::Queued as i32,
-        position,
-        queue_length: position,
-        log_index: index,
-        ..Default::default()
-    }
+    pb::AcquireResponse { outcome: pb::AcquireOutcome::Queued as i32, position, log_index: index, ..Default::default() }
 }
 
 fn unexpected(r: CommandResult) -> ApiError {
@@ -127,9 +121,9 @@ impl LocksService {
             }
             self.current_outcome(&request_id)?
         } else {
-            self.api.clock.note_receipt(&request_id, receipt);
+            let note = self.api.clock.note_receipt(&request_id, receipt);
             let proposed = self.api.proposer.propose(Command::Acquire(acquire.clone())).await;
-            self.api.clock.forget_receipt(&request_id);
+            drop(note);
             match proposed? {
                 (CommandResult::Acquire(o), index) => (o, index),
                 (CommandResult::Refused(refusal), _) => return Err(refusal.into()),
@@ -189,29 +183,27 @@ impl LocksService {
 
     /// Holds the call until the request is granted or `until`; then GRANTED or QUEUED.
     async fn wait_for_grant(&self, request_id: &str, until: Instant) -> Result<pb::AcquireResponse, ApiError> {
-        let notify = self.api.clock.watch(request_id);
-        let result = loop {
-            let notified = notify.notified();
+        let watch = self.api.clock.watch(request_id);
+        loop {
+            let notified = watch.notify().notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             match self.current_outcome(request_id) {
-                Ok((AcquireOutcome::Granted(lease), index)) => break Ok(granted(&lease, index)),
+                Ok((AcquireOutcome::Granted(lease), index)) => return Ok(granted(&lease, index)),
                 Ok((AcquireOutcome::Queued { position }, index)) => {
                     // Past the wait, or leadership moved: answer QUEUED. The request keeps its
                     // place in the replicated queue, and the client re-sends to the leader.
                     if Instant::now() >= until || self.api.require_leader().is_err() {
-                        break Ok(queued(position, index));
+                        return Ok(queued(position, index));
                     }
                 }
-                Ok((other, _)) => break Err(ApiError::Internal(format!("unexpected outcome {other:?}"))),
-                Err(e) => break Err(e),
+                Ok((other, _)) => return Err(ApiError::Internal(format!("unexpected outcome {other:?}"))),
+                Err(e) => return Err(e),
             }
             // Grants and finishes wake us; the short cap re-checks leadership without events.
             let wake_by = until.min(Instant::now() + Duration::from_millis(250));
             let _ = tokio::time::timeout_at(wake_by.into(), notified).await;
-        };
-        self.api.clock.unwatch(request_id, notify);
-        result
+        }
     }
 
     async fn renew_one(&self, name: &str, request_id: &str, receipt: Instant) -> Result<Renewal, ApiError> {

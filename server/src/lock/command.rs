@@ -87,6 +87,27 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// Roughly how many bytes the command takes in a log entry (for sizing batches).
+    pub fn approx_size(&self) -> usize {
+        const FIXED: usize = 32;
+        FIXED
+            + match self {
+                Command::Acquire(a) => a.name.len() + a.request_id.len() + a.owner.len(),
+                Command::Release { name, request_id }
+                | Command::Expire { name, request_id }
+                | Command::ClearCheckpoint { name, request_id } => name.len() + request_id.len(),
+                Command::EndDelay { name } => name.len(),
+                Command::Checkpoint { leases } => leases.iter().map(|l| l.name.len() + l.request_id.len() + 16).sum(),
+                Command::ForgetFinished { .. } => 0,
+                Command::KvPut { key, value, if_fence } => {
+                    key.len() + value.len() + if_fence.as_ref().map_or(0, |f| f.name.len())
+                }
+                Command::KvDelete { key, if_fence } => key.len() + if_fence.as_ref().map_or(0, |f| f.name.len()),
+            }
+    }
+}
+
 /// Caps the leader stamps into every batch, so apply is deterministic whatever each node's own
 /// configuration says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

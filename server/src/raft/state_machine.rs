@@ -71,6 +71,8 @@ pub struct StateMachine {
     sm_meta: sled::Tree,
     snapshot_dir: PathBuf,
     current_snapshot: Arc<Mutex<Option<(SnapshotMeta, PathBuf)>>>,
+    /// Files snapshots are being received into; deleted once installed.
+    incoming: Arc<Mutex<Vec<PathBuf>>>,
     observer: Arc<dyn ApplyObserver>,
 }
 
@@ -120,6 +122,7 @@ impl StateMachine {
             sm_meta,
             snapshot_dir: snapshot_dir.to_path_buf(),
             current_snapshot: Arc::new(Mutex::new(current_snapshot)),
+            incoming: Arc::default(),
             observer,
         })
     }
@@ -240,6 +243,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .open(&path)
             .await
             .map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        self.incoming.lock().unwrap_or_else(|p| p.into_inner()).push(path);
         Ok(Box::new(file))
     }
 
@@ -291,8 +295,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             *s = Applied { table, last_applied: meta.last_log_id, membership: meta.last_membership.clone() };
         }
         self.storage.db.drop_tree(tree_name(old).as_bytes()).map_err(|e| snap_err(ErrorVerb::Write, e))?;
-        *self.current_snapshot.lock().unwrap_or_else(|p| p.into_inner()) = Some((meta.clone(), path));
-        self.remove_stale_snapshot_files().await;
+        self.set_current_snapshot(meta, path);
+        // openraft receives one snapshot at a time, so every incoming file is done with.
+        for part in self.incoming.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+            let _ = std::fs::remove_file(part);
+        }
         tracing::info!(last_log_id = %meta.last_log_id.map(|l| l.to_string()).unwrap_or_default(), "installed snapshot");
         self.observer.reset();
         self.shared.applied_tx.send_replace(last);
@@ -323,17 +330,31 @@ impl StateMachine {
         Ok(path)
     }
 
-    /// Keeps only the current snapshot file; incoming parts of finished installs go too.
-    async fn remove_stale_snapshot_files(&self) {
-        let keep = self.current_snapshot.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|(_, p)| p.clone());
-        let Ok(mut dir) = tokio::fs::read_dir(&self.snapshot_dir).await else { return };
-        while let Ok(Some(entry)) = dir.next_entry().await {
-            let path = entry.path();
-            if Some(&path) != keep.as_ref() {
-                let _ = tokio::fs::remove_file(&path).await;
+    /// Makes `path` the current snapshot if it is newer than the current one, then deletes
+    /// snapshot files older than the current one. Building and installing can run at the same
+    /// time, so neither may replace a newer snapshot or delete the other's file.
+    fn set_current_snapshot(&self, meta: &SnapshotMeta, path: PathBuf) {
+        let mut current = self.current_snapshot.lock().unwrap_or_else(|p| p.into_inner());
+        if current.as_ref().is_none_or(|(m, _)| m.last_log_id <= meta.last_log_id) {
+            *current = Some((meta.clone(), path));
+        }
+        let Some((m, keep)) = current.as_ref() else { return };
+        let keep_index = m.last_log_id.map_or(0, |l| l.index);
+        let Ok(dir) = std::fs::read_dir(&self.snapshot_dir) else { return };
+        for entry in dir.flatten() {
+            let p = entry.path();
+            let older = snapshot_index(&p).is_some_and(|i| i < keep_index);
+            if older && &p != keep {
+                let _ = std::fs::remove_file(&p);
             }
         }
     }
+}
+
+/// The log index in a snapshot file name (`snap-<index>-<id>.bin`).
+fn snapshot_index(path: &Path) -> Option<u64> {
+    let name = path.file_name()?.to_str()?;
+    name.strip_prefix("snap-")?.split('-').next()?.parse().ok()
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
@@ -352,10 +373,10 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         };
         let bytes = codec::encode(&file).map_err(|e| snap_err(ErrorVerb::Write, e))?;
         let path = self.write_snapshot_file(&file.meta, &bytes).await?;
-        *self.current_snapshot.lock().unwrap_or_else(|p| p.into_inner()) = Some((file.meta.clone(), path.clone()));
-        self.remove_stale_snapshot_files().await;
-        tracing::info!(snapshot_id = %file.meta.snapshot_id, records = file.records.len(), "built snapshot");
+        // Opened before it can be replaced: an open file stays readable after its deletion.
         let f = tokio::fs::File::open(&path).await.map_err(|e| snap_err(ErrorVerb::Read, e))?;
+        self.set_current_snapshot(&file.meta, path);
+        tracing::info!(snapshot_id = %file.meta.snapshot_id, records = file.records.len(), "built snapshot");
         Ok(Snapshot { meta: file.meta, snapshot: Box::new(f) })
     }
 }
