@@ -149,10 +149,6 @@ impl LeaseClock {
         }
     }
 
-    pub fn is_ready(&self) -> bool {
-        self.lock().ready_term.is_some()
-    }
-
     /// Checks each `(name, request_id)` against applied state and, if alive and not being
     /// expired, moves its deadline to `receipt + ttl`. The caller must have completed a quorum
     /// round that started after `receipt`. Returns the outcomes and the leases that carry a

@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -280,9 +279,4 @@ pub async fn shutdown_signal() {
         _ = term => {}
         _ = tokio::signal::ctrl_c() => {}
     }
-}
-
-/// Where `tenured` keeps things in its data directory (for docs and tests).
-pub fn describe_data_dir(dir: &Path) -> String {
-    format!("{0}/node.toml (identity, vote), {0}/db (sled: log + state), {0}/snapshots", dir.display())
 }

@@ -45,7 +45,7 @@ async fn sigkill_of_the_leader_keeps_the_hold_and_the_queue_order() {
     assert!(next.lease.expect("lease").token > token);
 
     cluster.spawn(old);
-    let mut back = cluster.locks(old).await;
+    let back = cluster.locks(old).await;
     eventually("the restarted node to catch up", Duration::from_secs(10), || {
         let mut back = back.clone();
         async move {
@@ -55,7 +55,6 @@ async fn sigkill_of_the_leader_keeps_the_hold_and_the_queue_order() {
         }
     })
     .await;
-    let _ = &mut back;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
