@@ -16,6 +16,8 @@ use tenure_proto::v1::kv_client::KvClient;
 use tenure_proto::v1::locks_client::LocksClient;
 use tonic::transport::Channel;
 
+pub mod proxy;
+
 pub const TENURED: &str = env!("CARGO_BIN_EXE_tenured");
 
 /// Polls `check` every 20 ms until it returns `Some`, or panics after `timeout` naming `what`.

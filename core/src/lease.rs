@@ -1,0 +1,275 @@
+//! What the client knows about one of its leases (held or waiting): until when it is surely
+//! alive, and whether it was lost.
+//!
+//! The rule (DESIGN §3): a lease is alive until the *send* time of its last acknowledged
+//! Acquire or Renew plus `ttl × (1 − margin)`, on the boot clock. The leader starts the lease's
+//! deadline no earlier than it received that request, so the client always gives up first.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::clock::BootInstant;
+use crate::conn::lock;
+
+/// The share of the TTL the client keeps back for clock-rate differences and delivery delay.
+pub(crate) const SAFETY_MARGIN_PERCENT: u32 = 10;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Acquire sent, not granted yet (maybe queued).
+    Waiting,
+    /// Granted and believed alive.
+    Held,
+    /// Lost or in doubt: the holder must stop.
+    Lost,
+    /// Released, cancelled or detached by its owner.
+    Ended,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signal {
+    Live,
+    Lost,
+    Ended,
+}
+
+struct Progress {
+    phase: Phase,
+    alive_until: Option<BootInstant>,
+    last_sent: Option<BootInstant>,
+    why_lost: String,
+}
+
+pub(crate) struct LeaseState {
+    pub name: String,
+    pub request_id: String,
+    pub ttl: Duration,
+    progress: Mutex<Progress>,
+    signal: watch::Sender<Signal>,
+}
+
+impl LeaseState {
+    /// A lease whose Acquire was just sent at `sent`.
+    pub(crate) fn new(name: String, request_id: String, ttl: Duration, sent: BootInstant) -> LeaseState {
+        LeaseState {
+            name,
+            request_id,
+            ttl,
+            progress: Mutex::new(Progress {
+                phase: Phase::Waiting,
+                alive_until: None,
+                last_sent: Some(sent),
+                why_lost: String::new(),
+            }),
+            signal: watch::Sender::new(Signal::Live),
+        }
+    }
+
+    fn alive_window(&self) -> Duration {
+        self.ttl * (100 - SAFETY_MARGIN_PERCENT) / 100
+    }
+
+    /// The leader confirmed the lease for a request sent at `sent`.
+    pub(crate) fn acknowledged(&self, sent: BootInstant) {
+        let mut p = lock(&self.progress);
+        let until = sent + self.alive_window();
+        if p.alive_until.is_none_or(|u| until > u) {
+            p.alive_until = Some(until);
+        }
+    }
+
+    pub(crate) fn phase(&self) -> Phase {
+        lock(&self.progress).phase
+    }
+
+    pub(crate) fn alive_until(&self) -> Option<BootInstant> {
+        lock(&self.progress).alive_until
+    }
+
+    /// Waiting → Held, if the lease is still surely alive now.
+    pub(crate) fn grant(&self) -> bool {
+        let mut p = lock(&self.progress);
+        let alive = p.alive_until.is_some_and(|u| u > BootInstant::now());
+        if alive && p.phase == Phase::Waiting {
+            p.phase = Phase::Held;
+        }
+        alive && p.phase == Phase::Held
+    }
+
+    pub(crate) fn is_held(&self) -> bool {
+        let p = lock(&self.progress);
+        p.phase == Phase::Held && p.alive_until.is_some_and(|u| u > BootInstant::now())
+    }
+
+    /// Held → Lost, firing the lost signal. Returns whether this call made the change.
+    pub(crate) fn mark_lost(&self, why: String) -> bool {
+        let mut p = lock(&self.progress);
+        if p.phase != Phase::Held {
+            return false;
+        }
+        p.phase = Phase::Lost;
+        p.why_lost = why;
+        drop(p);
+        self.signal.send_replace(Signal::Lost);
+        true
+    }
+
+    /// The owner is done with it (released, cancelled, detached). Returns whether it was still
+    /// live (not lost or ended before).
+    pub(crate) fn end(&self) -> bool {
+        let mut p = lock(&self.progress);
+        let was_live = matches!(p.phase, Phase::Waiting | Phase::Held);
+        if was_live {
+            p.phase = Phase::Ended;
+            drop(p);
+            self.signal.send_replace(Signal::Ended);
+        }
+        was_live
+    }
+
+    pub(crate) fn why_lost(&self) -> String {
+        lock(&self.progress).why_lost.clone()
+    }
+
+    /// Whether a renewal should be sent now: a third of the TTL since the last one was sent
+    /// (a twelfth early, so leases due at about the same time share one message).
+    pub(crate) fn renewal_due(&self, now: BootInstant) -> bool {
+        let p = lock(&self.progress);
+        matches!(p.phase, Phase::Waiting | Phase::Held)
+            && p.last_sent.is_none_or(|sent| now >= sent + (self.ttl / 3).saturating_sub(self.ttl / 12))
+    }
+
+    /// When the next renewal falls due.
+    pub(crate) fn next_renewal(&self) -> BootInstant {
+        let p = lock(&self.progress);
+        match p.last_sent {
+            Some(sent) => sent + (self.ttl / 3).saturating_sub(self.ttl / 12),
+            None => BootInstant::now(),
+        }
+    }
+
+    pub(crate) fn mark_sent(&self, at: BootInstant) {
+        lock(&self.progress).last_sent = Some(at);
+    }
+
+    /// A renewal in flight will never be answered (its stream broke): renew again at once.
+    pub(crate) fn forget_sent(&self) {
+        lock(&self.progress).last_sent = None;
+    }
+
+    pub(crate) fn lost_signal(&self) -> LostSignal {
+        LostSignal { rx: self.signal.subscribe() }
+    }
+}
+
+/// Resolves when a lease is lost. Cheap to clone; outlives the guard it came from.
+///
+/// ```no_run
+/// # async fn f(g: tenure::LockGuard) {
+/// let signal = g.lost_signal();
+/// tokio::spawn(async move {
+///     if signal.wait().await {
+///         eprintln!("lease lost: stop writing");
+///     }
+/// });
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct LostSignal {
+    rx: watch::Receiver<Signal>,
+}
+
+impl LostSignal {
+    /// Waits until the lease is lost (`true`) or ended by its owner: released, detached or
+    /// dropped (`false`).
+    ///
+    /// ```no_run
+    /// # async fn f(g: tenure::LockGuard) {
+    /// let lost = g.lost_signal().wait().await;
+    /// # }
+    /// ```
+    pub async fn wait(&self) -> bool {
+        let mut rx = self.rx.clone();
+        let lost = rx.wait_for(|s| *s != Signal::Live).await.map(|s| *s == Signal::Lost);
+        match lost {
+            Ok(lost) => lost,
+            Err(_) => *rx.borrow() == Signal::Lost,
+        }
+    }
+
+    /// Whether the lease has been lost.
+    ///
+    /// ```no_run
+    /// # fn f(g: tenure::LockGuard) {
+    /// assert!(!g.lost_signal().is_lost());
+    /// # }
+    /// ```
+    pub fn is_lost(&self) -> bool {
+        *self.rx.borrow() == Signal::Lost
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease(ttl_ms: u64) -> LeaseState {
+        LeaseState::new("l".into(), "r".into(), Duration::from_millis(ttl_ms), BootInstant::now())
+    }
+
+    #[test]
+    fn a_lease_is_alive_for_ninety_percent_of_its_ttl_from_the_acknowledged_send() {
+        let l = lease(10_000);
+        assert!(!l.grant(), "no acknowledgement yet");
+        let sent = BootInstant::now();
+        l.acknowledged(sent);
+        assert!(l.grant());
+        assert_eq!(l.alive_until(), Some(sent + Duration::from_millis(9_000)));
+        l.acknowledged(sent + Duration::from_millis(1)); // a later send extends,
+        l.acknowledged(sent); // an earlier one never shortens
+        assert_eq!(l.alive_until(), Some(sent + Duration::from_millis(9_001)));
+        assert!(l.is_held());
+    }
+
+    #[test]
+    fn an_acknowledgement_that_arrives_too_late_does_not_grant() {
+        let l = lease(1_000);
+        l.acknowledged(BootInstant::now());
+        std::thread::sleep(Duration::from_millis(950));
+        assert!(!l.grant(), "past 900 ms the lease is in doubt");
+        assert!(!l.is_held());
+    }
+
+    #[tokio::test]
+    async fn losing_fires_the_signal_and_ending_does_not() {
+        let l = lease(10_000);
+        l.acknowledged(BootInstant::now());
+        assert!(l.grant());
+        let s = l.lost_signal();
+        assert!(!s.is_lost());
+        assert!(l.mark_lost("test".into()));
+        assert!(!l.mark_lost("again".into()), "only once");
+        assert!(s.wait().await && s.is_lost());
+        assert_eq!(l.why_lost(), "test");
+        assert!(!l.end(), "a lost lease is not live");
+
+        let ended = lease(10_000);
+        let s = ended.lost_signal();
+        assert!(ended.end());
+        assert!(!s.wait().await, "a released lease resolves as not lost");
+        assert!(!ended.mark_lost("late".into()));
+    }
+
+    #[test]
+    fn renewals_fall_due_a_third_of_the_ttl_after_the_last_send() {
+        let l = lease(12_000);
+        let sent = BootInstant::now();
+        l.mark_sent(sent);
+        assert!(!l.renewal_due(sent + Duration::from_millis(2_999)));
+        assert!(l.renewal_due(sent + Duration::from_millis(3_000)));
+        l.forget_sent();
+        assert!(l.renewal_due(sent));
+    }
+}

@@ -1,0 +1,632 @@
+//! Taking a lock: the acquire builder, the FIFO-fair wait loop, and the guard that holds the
+//! lease.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tenure_proto::v1 as pb;
+use tenure_proto::v1::locks_client::LocksClient;
+use tokio::time::Instant;
+
+use crate::client::{release_request, Client};
+use crate::clock::BootInstant;
+use crate::conn::Route;
+use crate::lease::{LeaseState, LostSignal, Phase};
+use crate::request_id::new_request_id;
+use crate::types::{Fence, LeaseInfo, Mode};
+use crate::Error;
+
+/// The default lease TTL.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(30);
+
+/// One Acquire call is held open by the leader at most this long; then the client asks again
+/// with the same request id (servers cap it too, at `--max-wait-ms`).
+const MAX_WAIT_PER_CALL: Duration = Duration::from_secs(30);
+
+/// Options of one acquire. Made by [`Client::lock`]; finished by [`LockBuilder::acquire`] or
+/// [`LockBuilder::try_acquire`].
+///
+/// ```no_run
+/// # async fn f(c: tenure::Client) -> Result<(), tenure::Error> {
+/// use std::time::Duration;
+/// // A counting semaphore: at most 3 holders of "gpu".
+/// let g = c.lock("gpu").shared(3).ttl(Duration::from_secs(60)).wait(Duration::from_secs(30)).acquire().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+#[must_use = "a LockBuilder does nothing until .acquire() or .try_acquire() is awaited"]
+pub struct LockBuilder {
+    client: Client,
+    name: String,
+    owner: Option<String>,
+    ttl: Duration,
+    wait: Option<Duration>,
+    mode: Mode,
+    limit: u32,
+    lock_delay: Duration,
+}
+
+impl LockBuilder {
+    pub(crate) fn new(client: Client, name: String) -> Self {
+        LockBuilder {
+            client,
+            name,
+            owner: None,
+            ttl: DEFAULT_TTL,
+            wait: None,
+            mode: Mode::Exclusive,
+            limit: 0,
+            lock_delay: Duration::ZERO,
+        }
+    }
+
+    /// The lease's time to live (default 30 s; the server's minimum is 1 s by default). The
+    /// client renews it every ttl/3 while it is held or waiting.
+    ///
+    /// ```no_run
+    /// # fn f(c: tenure::Client) {
+    /// let b = c.lock("job").ttl(std::time::Duration::from_secs(10));
+    /// # }
+    /// ```
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// How long to wait for the lock; when it passes, the request is withdrawn and
+    /// [`LockBuilder::acquire`] fails with [`Error::Timeout`]. Default: wait until granted.
+    /// `Duration::ZERO` does not wait at all.
+    ///
+    /// ```no_run
+    /// # fn f(c: tenure::Client) {
+    /// let b = c.lock("job").wait(std::time::Duration::from_secs(5));
+    /// # }
+    /// ```
+    pub fn wait(mut self, wait: Duration) -> Self {
+        self.wait = Some(wait);
+        self
+    }
+
+    /// Waits until granted, however long it takes (the default).
+    ///
+    /// ```no_run
+    /// # fn f(c: tenure::Client) {
+    /// let b = c.lock("job").wait_forever();
+    /// # }
+    /// ```
+    pub fn wait_forever(mut self) -> Self {
+        self.wait = None;
+        self
+    }
+
+    /// Takes the lock SHARED: up to `limit` holders at once (0 = unlimited). The first SHARED
+    /// request on a free lock sets the limit; a later one with another limit fails with
+    /// [`Error::LimitMismatch`].
+    ///
+    /// ```no_run
+    /// # fn f(c: tenure::Client) {
+    /// let reader = c.lock("table/users").shared(0);
+    /// # }
+    /// ```
+    pub fn shared(mut self, limit: u32) -> Self {
+        self.mode = Mode::Shared;
+        self.limit = limit;
+        self
+    }
+
+    /// Sets the mode directly ([`LockBuilder::shared`] also sets the limit).
+    ///
+    /// ```no_run
+    /// # fn f(c: tenure::Client) {
+    /// let writer = c.lock("table/users").mode(tenure::Mode::Exclusive);
+    /// # }
+    /// ```
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// After this lease *expires* (not after a release), nobody gets the lock for `delay`
+    /// (≤ 60 s): time for a crashed holder's writes to drain.
+    ///
+    /// ```no_run
+    /// # fn f(c: tenure::Client) {
+    /// let b = c.lock("job").lock_delay(std::time::Duration::from_secs(5));
+    /// # }
+    /// ```
+    pub fn lock_delay(mut self, delay: Duration) -> Self {
+        self.lock_delay = delay;
+        self
+    }
+
+    /// Owner text for this lease only (default: the client's).
+    ///
+    /// ```no_run
+    /// # fn f(c: tenure::Client) {
+    /// let b = c.lock("job").owner("batch-7");
+    /// # }
+    /// ```
+    pub fn owner(mut self, owner: impl Into<String>) -> Self {
+        self.owner = Some(owner.into());
+        self
+    }
+
+    /// Takes the lock, waiting as configured. While it waits, the request keeps its place in
+    /// the queue across leader changes and server-side caps (the same request id is re-sent).
+    /// When the wait runs out the request is withdrawn (a grant that raced it is released), and
+    /// only then does this fail with [`Error::Timeout`]. Dropping the future withdraws the
+    /// request too (best effort).
+    ///
+    /// ```no_run
+    /// # async fn f(c: tenure::Client) -> Result<(), tenure::Error> {
+    /// match c.lock("job").wait(std::time::Duration::from_secs(2)).acquire().await {
+    ///     Ok(guard) => println!("token {}", guard.token()),
+    ///     Err(e) if e.code() == "TIMEOUT" => println!("busy"),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn acquire(self) -> Result<LockGuard, Error> {
+        let name = self.name.clone();
+        let wait = self.wait;
+        match self.run().await? {
+            Some(guard) => Ok(guard),
+            None => Err(Error::Timeout(format!("lock {name:?} is busy and the wait was {:?}", wait.unwrap_or_default()))),
+        }
+    }
+
+    /// Takes the lock only if it is free now; `None` when it is not. Never waits.
+    ///
+    /// ```no_run
+    /// # async fn f(c: tenure::Client) -> Result<(), tenure::Error> {
+    /// if let Some(guard) = c.lock("job").try_acquire().await? {
+    ///     println!("got it: {}", guard.token());
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn try_acquire(mut self) -> Result<Option<LockGuard>, Error> {
+        self.wait = Some(Duration::ZERO);
+        self.run().await
+    }
+
+    fn check(&self) -> Result<(), Error> {
+        if self.name.is_empty() {
+            return Err(Error::invalid("name", "the lock name must be 1..=512 bytes, got 0"));
+        }
+        if self.ttl.is_zero() || self.ttl > Duration::from_millis(u64::MAX) {
+            return Err(Error::invalid("ttl", format!("ttl must be > 0 (and at least the server's minimum, 1 s by default), got {:?}", self.ttl)));
+        }
+        Ok(())
+    }
+
+    fn request(&self, request_id: &str, wait: Duration) -> pb::AcquireRequest {
+        pb::AcquireRequest {
+            name: self.name.clone(),
+            owner: self.owner.clone().unwrap_or_else(|| self.client.inner.owner.clone()),
+            request_id: request_id.to_string(),
+            ttl_ms: millis(self.ttl),
+            wait_ms: millis(wait),
+            mode: self.mode.to_pb(),
+            limit: self.limit,
+            lock_delay_ms: millis(self.lock_delay),
+        }
+    }
+
+    /// The wait loop. `Ok(None)`: busy, and the wait was zero.
+    async fn run(self) -> Result<Option<LockGuard>, Error> {
+        self.check()?;
+        let until = self.wait.map(|w| Instant::now() + w);
+        loop {
+            let pending = Pending::start(&self);
+            let attempt = match self.wait_as(&pending, until).await {
+                Ok(a) => a,
+                Err(e) => {
+                    // Refused (nothing was queued), or already withdrawn by `cancel`.
+                    pending.forget();
+                    return Err(e);
+                }
+            };
+            match attempt {
+                Attempt::Granted(lease) => return Ok(Some(pending.into_guard(lease))),
+                Attempt::Busy => {
+                    pending.forget();
+                    return Ok(None);
+                }
+                Attempt::Lost(why) => {
+                    // The request left the queue without us (its lease expired while this
+                    // client could not reach the leader). Start over with a new request id.
+                    tracing::warn!(lock = %self.name, request_id = %pending.state.request_id, %why, "waiting request lost; re-queueing");
+                    pending.forget();
+                }
+            }
+        }
+    }
+
+    /// Sends the Acquire for `pending` until it is granted, refused, lost or out of time.
+    async fn wait_as(&self, pending: &Pending, until: Option<Instant>) -> Result<Attempt, Error> {
+        let conn = &self.client.inner.conn;
+        let timeout = self.client.inner.timeout;
+        let mut sent_once = false;
+        loop {
+            let left = until.map(|u| u.saturating_duration_since(Instant::now()));
+            if sent_once && left == Some(Duration::ZERO) {
+                return Err(pending.cancel(self.timeout_message()).await);
+            }
+            // A zero wait on the first send is a try-lock; after that the request is known and
+            // a repeat only renews it and reports where it stands.
+            let wait = left.unwrap_or(MAX_WAIT_PER_CALL).min(MAX_WAIT_PER_CALL);
+            let mut sent = BootInstant::now();
+            let result = conn
+                .call("acquire", Route::Leader, wait + timeout, |ch| {
+                    sent = BootInstant::now();
+                    let r = conn.request(self.request(&pending.state.request_id, wait));
+                    async move { LocksClient::new(ch).acquire(r).await }
+                })
+                .await;
+            let first = !sent_once;
+            sent_once = true;
+            let reply = match result {
+                Ok(r) => r.into_inner(),
+                Err(Error::Unavailable(why)) => {
+                    if until.is_some_and(|u| Instant::now() >= u) {
+                        return Err(pending.cancel(format!("{} ({why})", self.timeout_message())).await);
+                    }
+                    continue;
+                }
+                Err(e @ (Error::RequestFinished(_) | Error::LeaseLost(_))) if !first => {
+                    return Ok(Attempt::Lost(e.to_string()));
+                }
+                Err(e) => return Err(e),
+            };
+            match pb::AcquireOutcome::try_from(reply.outcome) {
+                Ok(pb::AcquireOutcome::Granted) => {
+                    pending.state.acknowledged(sent);
+                    let lease = reply.lease.ok_or_else(|| Error::Internal("GRANTED without a lease".into()))?;
+                    if pending.state.grant() || self.renew_late_grant(pending).await? {
+                        return Ok(Attempt::Granted(LeaseInfo::from_pb(lease)));
+                    }
+                    return Ok(Attempt::Lost("the grant arrived after the lease's safe window".into()));
+                }
+                Ok(pb::AcquireOutcome::Busy) => return Ok(Attempt::Busy),
+                Ok(pb::AcquireOutcome::Queued) => pending.state.acknowledged(sent),
+                _ => return Err(Error::Internal(format!("unknown acquire outcome {}", reply.outcome))),
+            }
+        }
+    }
+
+    /// A grant whose answer took so long that the lease's safe window has passed: renew it
+    /// once; if the leader confirms, the grant stands.
+    async fn renew_late_grant(&self, pending: &Pending) -> Result<bool, Error> {
+        match renew(&self.client, &pending.state).await {
+            Ok(()) => Ok(pending.state.grant()),
+            Err(Error::LeaseLost(_)) => Ok(false),
+            Err(e) => Err(pending.fail(e).await),
+        }
+    }
+
+    fn timeout_message(&self) -> String {
+        format!("lock {:?} was not granted within {:?}", self.name, self.wait.unwrap_or_default())
+    }
+}
+
+enum Attempt {
+    Granted(LeaseInfo),
+    Busy,
+    Lost(String),
+}
+
+fn millis(d: Duration) -> u64 {
+    d.as_millis().min(u64::MAX as u128) as u64
+}
+
+/// A request that is waiting (or being granted). Registered for keepalive; if dropped before it
+/// becomes a guard, it withdraws itself with a best-effort Release.
+struct Pending {
+    client: Client,
+    state: Arc<LeaseState>,
+    armed: bool,
+}
+
+impl Pending {
+    fn start(b: &LockBuilder) -> Pending {
+        let state = Arc::new(LeaseState::new(b.name.clone(), new_request_id(), b.ttl, BootInstant::now()));
+        b.client.inner.keepalive.registry.add(state.clone());
+        Pending { client: b.client.clone(), state, armed: true }
+    }
+
+    /// Stops renewing; nothing to withdraw (the server holds nothing for it).
+    fn forget(mut self) {
+        self.disarm();
+    }
+
+    fn disarm(&mut self) {
+        if self.armed {
+            self.armed = false;
+            self.client.inner.keepalive.registry.remove(&self.state.request_id);
+            self.state.end();
+        }
+    }
+
+    /// Withdraws the request (releasing a grant that raced it), then returns the timeout.
+    async fn cancel(&self, message: String) -> Error {
+        self.client.inner.keepalive.registry.remove(&self.state.request_id);
+        let _ = release_request(&self.client.inner.conn, &self.state.name, &self.state.request_id, self.client.inner.timeout)
+            .await;
+        self.state.end();
+        Error::Timeout(message)
+    }
+
+    /// Withdraws the request (best effort) and returns `e`.
+    async fn fail(&self, e: Error) -> Error {
+        let _ = self.cancel(String::new()).await;
+        e
+    }
+
+    fn into_guard(mut self, lease: LeaseInfo) -> LockGuard {
+        self.armed = false;
+        LockGuard { client: self.client.clone(), state: self.state.clone(), lease, finished: AtomicBool::new(false) }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if self.armed && self.state.phase() != Phase::Ended {
+            self.disarm();
+            spawn_release(&self.client, &self.state);
+        } else {
+            self.disarm();
+        }
+    }
+}
+
+fn spawn_release(client: &Client, state: &LeaseState) {
+    let conn = client.inner.conn.clone();
+    let (name, request_id, timeout) = (state.name.clone(), state.request_id.clone(), client.inner.timeout);
+    client.inner.runtime.spawn(async move {
+        if let Err(e) = release_request(&conn, &name, &request_id, timeout).await {
+            tracing::warn!(lock = %name, %request_id, error = %e, "best-effort release failed; the lease will expire by its TTL");
+        }
+    });
+}
+
+pub(crate) async fn renew(client: &Client, state: &LeaseState) -> Result<(), Error> {
+    let conn = &client.inner.conn;
+    let req = pb::RenewRequest { name: state.name.clone(), request_id: state.request_id.clone() };
+    let mut sent = BootInstant::now();
+    conn.call("renew", Route::Leader, client.inner.timeout, |ch| {
+        sent = BootInstant::now();
+        let r = conn.request(req.clone());
+        async move { LocksClient::new(ch).renew(r).await }
+    })
+    .await?;
+    state.acknowledged(sent);
+    Ok(())
+}
+
+/// A held lease. The client keeps it alive in the background; it is released when the guard is
+/// dropped (best effort) or by [`LockGuard::release`].
+///
+/// Check [`LockGuard::is_held`] before acting as holder, or race your work against
+/// [`LockGuard::lost`], and pass [`LockGuard::token`] (or [`LockGuard::fence`]) to whatever the
+/// lock protects so it can reject a stale holder.
+///
+/// ```no_run
+/// # async fn write_report(_token: u64) {}
+/// # async fn f(c: tenure::Client) -> Result<(), tenure::Error> {
+/// let guard = c.lock("reports").acquire().await?;
+/// tokio::select! {
+///     _ = guard.lost() => eprintln!("lost the lock; stopping"),
+///     _ = write_report(guard.token()) => {}
+/// }
+/// guard.release().await?;
+/// # Ok(()) }
+/// ```
+pub struct LockGuard {
+    client: Client,
+    state: Arc<LeaseState>,
+    lease: LeaseInfo,
+    finished: AtomicBool,
+}
+
+impl std::fmt::Debug for LockGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LockGuard").field("lease", &self.lease).field("held", &self.is_held()).finish()
+    }
+}
+
+impl LockGuard {
+    /// The fencing token of this grant: unique, and higher than every earlier grant's.
+    ///
+    /// ```no_run
+    /// # fn f(g: tenure::LockGuard) {
+    /// println!("token {}", g.token());
+    /// # }
+    /// ```
+    pub fn token(&self) -> u64 {
+        self.lease.token
+    }
+
+    /// The lock's name.
+    ///
+    /// ```no_run
+    /// # fn f(g: tenure::LockGuard) {
+    /// println!("holding {}", g.name());
+    /// # }
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.lease.name
+    }
+
+    /// The request id of this lease (its handle for renew/release).
+    ///
+    /// ```no_run
+    /// # fn f(g: tenure::LockGuard) {
+    /// println!("request {}", g.request_id());
+    /// # }
+    /// ```
+    pub fn request_id(&self) -> &str {
+        &self.lease.request_id
+    }
+
+    /// The lease as the server granted it.
+    ///
+    /// ```no_run
+    /// # fn f(g: tenure::LockGuard) {
+    /// println!("granted at {:?} to {}", g.lease().granted_at, g.lease().owner);
+    /// # }
+    /// ```
+    pub fn lease(&self) -> &LeaseInfo {
+        &self.lease
+    }
+
+    /// A fence on this grant, for fenced KV writes.
+    ///
+    /// ```no_run
+    /// # async fn f(c: tenure::Client, g: tenure::LockGuard) -> Result<(), tenure::Error> {
+    /// c.kv().put("state", "v2", Some(g.fence())).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn fence(&self) -> Fence {
+        Fence { name: self.lease.name.clone(), token: self.lease.token }
+    }
+
+    /// Until when the client is sure the lease is held, unless a renewal is confirmed before:
+    /// the send time of the last confirmed renewal plus 90% of the TTL, as wall-clock time.
+    ///
+    /// ```no_run
+    /// # fn f(g: tenure::LockGuard) {
+    /// println!("good until at least {:?}", g.expires_at());
+    /// # }
+    /// ```
+    pub fn expires_at(&self) -> SystemTime {
+        let left = self.state.alive_until().map_or(Duration::ZERO, BootInstant::saturating_until);
+        SystemTime::now() + left
+    }
+
+    /// Whether the lease is held: granted, not released, not lost, and its last confirmed
+    /// renewal is recent enough.
+    ///
+    /// ```no_run
+    /// # fn f(g: tenure::LockGuard) {
+    /// if !g.is_held() {
+    ///     return;
+    /// }
+    /// # }
+    /// ```
+    pub fn is_held(&self) -> bool {
+        self.state.is_held()
+    }
+
+    /// Resolves when the lease is lost or in doubt: the leader reported it gone, or no renewal
+    /// was confirmed within 90% of the TTL. It resolves before the leader can grant the lock to
+    /// anyone else. Never resolves after a clean release.
+    ///
+    /// ```no_run
+    /// # async fn f(g: tenure::LockGuard) {
+    /// g.lost().await;
+    /// eprintln!("lease lost");
+    /// # }
+    /// ```
+    pub fn lost(&self) -> impl Future<Output = ()> + Send + 'static {
+        let signal = self.state.lost_signal();
+        async move {
+            if !signal.wait().await {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// A handle on the lost event that outlives the guard (for callbacks and other threads).
+    ///
+    /// ```no_run
+    /// # fn f(g: tenure::LockGuard) {
+    /// let signal = g.lost_signal();
+    /// # }
+    /// ```
+    pub fn lost_signal(&self) -> LostSignal {
+        self.state.lost_signal()
+    }
+
+    /// Why the lease was lost, once it has been.
+    ///
+    /// ```no_run
+    /// # async fn f(g: tenure::LockGuard) {
+    /// g.lost().await;
+    /// eprintln!("{}", g.lost_reason().unwrap_or_default());
+    /// # }
+    /// ```
+    pub fn lost_reason(&self) -> Option<String> {
+        (self.state.phase() == Phase::Lost).then(|| self.state.why_lost())
+    }
+
+    /// Renews the lease now, on top of the background keepalive. Fails with
+    /// [`Error::LeaseLost`] if the leader no longer has it.
+    ///
+    /// ```no_run
+    /// # async fn f(g: tenure::LockGuard) -> Result<(), tenure::Error> {
+    /// g.renew().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn renew(&self) -> Result<(), Error> {
+        if self.finished.load(Ordering::SeqCst) {
+            return Err(Error::LeaseLost(format!("the lease on {:?} was released", self.lease.name)));
+        }
+        if self.state.phase() == Phase::Lost {
+            return Err(Error::LeaseLost(self.state.why_lost()));
+        }
+        match renew(&self.client, &self.state).await {
+            Err(Error::LeaseLost(why)) => {
+                if self.state.mark_lost(why.clone()) {
+                    self.client.inner.keepalive.registry.remove(&self.lease.request_id);
+                }
+                Err(Error::LeaseLost(why))
+            }
+            other => other,
+        }
+    }
+
+    /// Releases the lock and waits for the leader to confirm; returns whether it was still held
+    /// (false when it had already expired). Idempotent: later calls return `Ok(false)`.
+    ///
+    /// ```no_run
+    /// # async fn f(g: tenure::LockGuard) -> Result<(), tenure::Error> {
+    /// let was_held = g.release().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn release(&self) -> Result<bool, Error> {
+        if self.finished.swap(true, Ordering::SeqCst) {
+            return Ok(false);
+        }
+        self.client.inner.keepalive.registry.remove(&self.lease.request_id);
+        self.state.end();
+        release_request(&self.client.inner.conn, &self.lease.name, &self.lease.request_id, self.client.inner.timeout).await
+    }
+
+    /// Stops renewing and forgets the lease without releasing it: it stays held until its TTL
+    /// runs out or someone releases it by request id. Returns the lease.
+    ///
+    /// ```no_run
+    /// # fn f(g: tenure::LockGuard) {
+    /// let lease = g.detach();
+    /// println!("release later with: tenure release {} {}", lease.name, lease.request_id);
+    /// # }
+    /// ```
+    pub fn detach(self) -> LeaseInfo {
+        self.finished.store(true, Ordering::SeqCst);
+        self.client.inner.keepalive.registry.remove(&self.lease.request_id);
+        self.state.end();
+        self.lease.clone()
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        if !self.finished.swap(true, Ordering::SeqCst) {
+            self.client.inner.keepalive.registry.remove(&self.lease.request_id);
+            self.state.end();
+            spawn_release(&self.client, &self.state);
+        }
+    }
+}
