@@ -501,7 +501,12 @@ pub(crate) fn route(consistency: Consistency) -> Route {
 }
 
 /// Sends Release for a request id (idempotent); returns whether it was held.
-pub(crate) async fn release_request(conn: &Conn, name: &str, request_id: &str, timeout: Duration) -> Result<bool, Error> {
+pub(crate) async fn release_request(
+    conn: &Conn,
+    name: &str,
+    request_id: &str,
+    timeout: Duration,
+) -> Result<bool, Error> {
     let req = pb::ReleaseRequest { name: name.to_string(), request_id: request_id.to_string() };
     let r = conn
         .call("release", Route::Leader, timeout, |ch| {

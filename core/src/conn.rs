@@ -114,14 +114,12 @@ pub(crate) fn normalize_endpoint(endpoint: &str, tls: bool) -> Result<String, Er
 
 impl Conn {
     pub(crate) fn new(config: ConnConfig) -> Result<Conn, Error> {
-        let tls = config.tls_ca_pem.as_ref().map(|pem| {
-            ClientTlsConfig::new().ca_certificate(tonic::transport::Certificate::from_pem(pem.clone()))
-        });
-        let endpoints = config
-            .endpoints
-            .iter()
-            .map(|e| normalize_endpoint(e, tls.is_some()))
-            .collect::<Result<Vec<_>, _>>()?;
+        let tls = config
+            .tls_ca_pem
+            .as_ref()
+            .map(|pem| ClientTlsConfig::new().ca_certificate(tonic::transport::Certificate::from_pem(pem.clone())));
+        let endpoints =
+            config.endpoints.iter().map(|e| normalize_endpoint(e, tls.is_some())).collect::<Result<Vec<_>, _>>()?;
         if endpoints.is_empty() {
             return Err(Error::invalid("endpoints", "no endpoints given"));
         }
@@ -230,7 +228,13 @@ impl Conn {
     /// jitter) when a node cannot answer. Each attempt gets a fresh channel clone, and every
     /// retry repeats the same request, so calls must be idempotent (tenure's are: acquire and
     /// release by request_id, the rest are reads or last-writer-wins KV writes).
-    pub(crate) async fn call<T, F, Fut>(&self, what: &str, route: Route, timeout: Duration, mut attempt: F) -> Result<T, Error>
+    pub(crate) async fn call<T, F, Fut>(
+        &self,
+        what: &str,
+        route: Route,
+        timeout: Duration,
+        mut attempt: F,
+    ) -> Result<T, Error>
     where
         F: FnMut(Channel) -> Fut,
         Fut: Future<Output = Result<T, Status>>,

@@ -200,7 +200,12 @@ mod tests {
 
     #[test]
     fn server_codes_map_to_the_client_kinds() {
-        let d = |code: &str| ErrorDetail { code: code.into(), message: "m".into(), field: "ttl_ms".into(), ..Default::default() };
+        let d = |code: &str| ErrorDetail {
+            code: code.into(),
+            message: "m".into(),
+            field: "ttl_ms".into(),
+            ..Default::default()
+        };
         let cases = [
             ("INVALID_ARGUMENT", "INVALID_ARGUMENT"),
             ("LIMIT_MISMATCH", "LIMIT_MISMATCH"),

@@ -189,7 +189,10 @@ impl Renewer {
         self.seq += 1;
         let msg = pb::KeepAliveRequest {
             seq: self.seq,
-            leases: due.iter().map(|l| pb::LeaseRef { name: l.name.clone(), request_id: l.request_id.clone() }).collect(),
+            leases: due
+                .iter()
+                .map(|l| pb::LeaseRef { name: l.name.clone(), request_id: l.request_id.clone() })
+                .collect(),
         };
         match stream.tx.try_send(msg) {
             Ok(()) => {

@@ -37,7 +37,12 @@ impl Kv {
     /// let revision = c.kv().put("config/mode", "active", None).await?;
     /// # Ok(()) }
     /// ```
-    pub async fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>, fence: Option<Fence>) -> Result<u64, Error> {
+    pub async fn put(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        fence: Option<Fence>,
+    ) -> Result<u64, Error> {
         let req = pb::PutRequest {
             key: key.as_ref().to_vec(),
             value: value.as_ref().to_vec(),

@@ -173,7 +173,9 @@ impl LockBuilder {
         let wait = self.wait;
         match self.run().await? {
             Some(guard) => Ok(guard),
-            None => Err(Error::Timeout(format!("lock {name:?} is busy and the wait was {:?}", wait.unwrap_or_default()))),
+            None => {
+                Err(Error::Timeout(format!("lock {name:?} is busy and the wait was {:?}", wait.unwrap_or_default())))
+            }
         }
     }
 
@@ -196,7 +198,10 @@ impl LockBuilder {
             return Err(Error::invalid("name", "the lock name must be 1..=512 bytes, got 0"));
         }
         if self.ttl.is_zero() || self.ttl > Duration::from_millis(u64::MAX) {
-            return Err(Error::invalid("ttl", format!("ttl must be > 0 (and at least the server's minimum, 1 s by default), got {:?}", self.ttl)));
+            return Err(Error::invalid(
+                "ttl",
+                format!("ttl must be > 0 (and at least the server's minimum, 1 s by default), got {:?}", self.ttl),
+            ));
         }
         Ok(())
     }
@@ -352,8 +357,13 @@ impl Pending {
     /// Withdraws the request (releasing a grant that raced it), then returns the timeout.
     async fn cancel(&self, message: String) -> Error {
         self.client.inner.keepalive.registry.remove(&self.state.request_id);
-        let _ = release_request(&self.client.inner.conn, &self.state.name, &self.state.request_id, self.client.inner.timeout)
-            .await;
+        let _ = release_request(
+            &self.client.inner.conn,
+            &self.state.name,
+            &self.state.request_id,
+            self.client.inner.timeout,
+        )
+        .await;
         self.state.end();
         Error::Timeout(message)
     }
@@ -601,7 +611,8 @@ impl LockGuard {
         }
         self.client.inner.keepalive.registry.remove(&self.lease.request_id);
         self.state.end();
-        release_request(&self.client.inner.conn, &self.lease.name, &self.lease.request_id, self.client.inner.timeout).await
+        release_request(&self.client.inner.conn, &self.lease.name, &self.lease.request_id, self.client.inner.timeout)
+            .await
     }
 
     /// Stops renewing and forgets the lease without releasing it: it stays held until its TTL
