@@ -32,7 +32,7 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
     RUNTIME.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
-            .thread_name("tenure-client")
+            .thread_name(RUNTIME_THREAD_NAME)
             .enable_all()
             .build()
             // Only fails when the OS refuses threads or an epoll instance: nothing to recover.
@@ -40,13 +40,32 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
+/// Whether this thread is one of the client runtime's own workers, where blocking would stop
+/// the very runtime the call waits for.
+fn on_client_runtime() -> bool {
+    std::thread::current().name() == Some(RUNTIME_THREAD_NAME)
+}
+
+const RUNTIME_THREAD_NAME: &str = "tenure-client";
+
+fn refuse_on_client_runtime() -> Error {
+    Error::Internal(
+        "a blocking tenure call was made on the client runtime's own thread (e.g. from a lost-lease \
+         callback), where it would deadlock; use the async API there"
+            .into(),
+    )
+}
+
 /// Runs `f` on the client runtime and blocks this thread until it finishes. Works from any
-/// thread, also one that is itself inside another tokio runtime.
+/// thread except the runtime's own workers, including threads inside another tokio runtime.
 fn block<T, F>(f: F) -> Result<T, Error>
 where
     F: Future<Output = Result<T, Error>> + Send + 'static,
     T: Send + 'static,
 {
+    if on_client_runtime() {
+        return Err(refuse_on_client_runtime());
+    }
     let handle = runtime().spawn(f);
     match futures::executor::block_on(handle) {
         Ok(v) => v,
@@ -408,7 +427,8 @@ impl LockGuard {
     }
 
     /// Blocks until the lease is lost (`true`), or `timeout` passes or the lease is released
-    /// (`false`). `None` waits without limit.
+    /// (`false`). `None` waits without limit. On the client runtime's own threads it does not
+    /// block and answers whether the lease is lost now.
     ///
     /// ```no_run
     /// # fn f(g: tenure::blocking::LockGuard) {
@@ -417,6 +437,9 @@ impl LockGuard {
     /// ```
     pub fn wait_lost(&self, timeout: Option<Duration>) -> bool {
         let signal = self.inner.lost_signal();
+        if on_client_runtime() {
+            return signal.is_lost();
+        }
         let wait = async move {
             match timeout {
                 Some(t) => tokio::time::timeout(t, signal.wait()).await.unwrap_or(false),

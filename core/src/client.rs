@@ -12,8 +12,9 @@ use tenure_proto::v1::locks_client::LocksClient;
 use crate::conn::{Conn, ConnConfig, RetryPolicy, Route};
 use crate::keepalive::KeepAlive;
 use crate::kv::Kv;
-use crate::lease::LeaseState;
+use crate::lease::{LeaseState, DEFAULT_SAFETY_MARGIN_PERCENT};
 use crate::lock::LockBuilder;
+use crate::releases::BackgroundReleases;
 use crate::types::{ClusterStatus, Consistency, FenceStatus, LockDescription, LockSummary, Mode};
 use crate::{Error, LockGuard};
 
@@ -43,6 +44,7 @@ pub struct ClientBuilder {
     retry: RetryPolicy,
     tls_ca_file: Option<PathBuf>,
     bearer_token: Option<String>,
+    safety_margin_percent: u32,
 }
 
 impl Default for ClientBuilder {
@@ -55,6 +57,7 @@ impl Default for ClientBuilder {
             retry: RetryPolicy::default(),
             tls_ca_file: None,
             bearer_token: None,
+            safety_margin_percent: DEFAULT_SAFETY_MARGIN_PERCENT,
         }
     }
 }
@@ -146,6 +149,20 @@ impl ClientBuilder {
         self
     }
 
+    /// The share of each lease's TTL, in percent (1..=50, default 10), that the client keeps
+    /// back: a lease counts as lost once `ttl × (100 − margin)%` has passed since the send time
+    /// of its last confirmed renewal. A larger margin tolerates more clock-rate difference and
+    /// delivery delay between client and leader.
+    ///
+    /// ```
+    /// let b = tenure::Client::builder().safety_margin_percent(20);
+    /// # drop(b);
+    /// ```
+    pub fn safety_margin_percent(mut self, percent: u32) -> Self {
+        self.safety_margin_percent = percent;
+        self
+    }
+
     /// Makes the client. It checks the settings but does not contact any node: connections
     /// open on first use, so a client can be made before the cluster is up. Must be called
     /// inside a tokio runtime (the client's keepalive task runs on it).
@@ -183,7 +200,9 @@ pub(crate) struct ClientInner {
     pub conn: Arc<Conn>,
     pub owner: String,
     pub timeout: Duration,
-    pub keepalive: KeepAlive,
+    pub safety_margin_percent: u32,
+    pub keepalive: Arc<KeepAlive>,
+    pub releases: Arc<BackgroundReleases>,
     pub runtime: tokio::runtime::Handle,
 }
 
@@ -252,6 +271,12 @@ impl Client {
         if b.timeout.is_zero() {
             return Err(Error::invalid("timeout", "the call timeout must be > 0"));
         }
+        if !(1..=50).contains(&b.safety_margin_percent) {
+            return Err(Error::invalid(
+                "safety_margin_percent",
+                format!("the safety margin must be 1..=50 percent, got {}", b.safety_margin_percent),
+            ));
+        }
         let tls_ca_pem = match &b.tls_ca_file {
             Some(path) => Some(std::fs::read(path).map_err(|e| {
                 Error::invalid("tls_ca_file", format!("cannot read the CA file {}: {e}", path.display()))
@@ -266,21 +291,24 @@ impl Client {
             connect_timeout: b.connect_timeout,
             retry: b.retry,
         })?);
+        let releases = Arc::new(BackgroundReleases::new(conn.clone(), runtime.clone(), b.timeout));
         let on_lost = {
-            let conn = conn.clone();
-            let runtime = runtime.clone();
-            let timeout = b.timeout;
+            let releases = releases.clone();
             // A lost lease is released at once, so that if the leader still has it, the next
             // waiter does not wait for the TTL.
-            Arc::new(move |l: Arc<LeaseState>| {
-                let conn = conn.clone();
-                runtime.spawn(async move {
-                    let _ = release_request(&conn, &l.name, &l.request_id, timeout).await;
-                });
-            })
+            Arc::new(move |l: Arc<LeaseState>| releases.spawn(l.name.clone(), l.request_id.clone()))
         };
-        let keepalive = KeepAlive::start(conn.clone(), &runtime, b.timeout, on_lost);
-        Ok(Client { inner: Arc::new(ClientInner { conn, owner, timeout: b.timeout, keepalive, runtime }) })
+        let keepalive = Arc::new(KeepAlive::start(conn.clone(), &runtime, b.timeout, on_lost));
+        let inner = ClientInner {
+            conn,
+            owner,
+            timeout: b.timeout,
+            safety_margin_percent: b.safety_margin_percent,
+            keepalive,
+            releases,
+            runtime,
+        };
+        Ok(Client { inner: Arc::new(inner) })
     }
 
     /// The owner text this client records with its leases.
@@ -303,6 +331,30 @@ impl Client {
     /// ```
     pub fn timeout(&self) -> Duration {
         self.inner.timeout
+    }
+
+    /// This client with another default call deadline. The two share connections, the leader
+    /// cache and the keepalive stream.
+    ///
+    /// ```no_run
+    /// # async fn f(c: tenure::Client) -> Result<(), tenure::Error> {
+    /// let quick = c.with_timeout(std::time::Duration::from_millis(500));
+    /// let d = quick.describe("job").await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn with_timeout(&self, timeout: Duration) -> Client {
+        let i = &self.inner;
+        Client {
+            inner: Arc::new(ClientInner {
+                conn: i.conn.clone(),
+                owner: i.owner.clone(),
+                timeout: timeout.max(Duration::from_millis(1)),
+                safety_margin_percent: i.safety_margin_percent,
+                keepalive: i.keepalive.clone(),
+                releases: i.releases.clone(),
+                runtime: i.runtime.clone(),
+            }),
+        }
     }
 
     /// Starts an acquire of lock `name`; set options on the builder, then call
@@ -343,6 +395,29 @@ impl Client {
     /// ```
     pub async fn release(&self, name: &str, request_id: &str) -> Result<bool, Error> {
         release_request(&self.inner.conn, name, request_id, self.inner.timeout).await
+    }
+
+    /// Releases every lease this client still holds or waits for, and waits for the releases
+    /// that dropped guards and cancelled acquires sent in the background, each bounded by the
+    /// call timeout. Call it before a short-lived process exits, so nothing it held or queued
+    /// outlives it until a TTL runs out. Guards of released leases report `is_held() == false`.
+    /// The client stays usable. Fails with the first release that could not be confirmed.
+    ///
+    /// ```no_run
+    /// # async fn f(c: tenure::Client) -> Result<(), tenure::Error> {
+    /// c.close().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn close(&self) -> Result<(), Error> {
+        let inner = &self.inner;
+        let leases = inner.keepalive.registry.take_all();
+        for l in &leases {
+            l.end();
+        }
+        let releases = leases.iter().map(|l| release_request(&inner.conn, &l.name, &l.request_id, inner.timeout));
+        let results = futures::future::join_all(releases).await;
+        let _ = tokio::time::timeout(inner.timeout, inner.releases.idle()).await;
+        results.into_iter().find_map(Result::err).map_or(Ok(()), Err)
     }
 
     /// Holders, waiters and limit of lock `name`, read linearizably.
@@ -450,10 +525,26 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub async fn validate_fence(&self, name: &str, token: u64) -> Result<FenceStatus, Error> {
-        let req = pb::ValidateFenceRequest { name: name.to_string(), token, consistency: 0 };
+        self.validate_fence_with(name, token, Consistency::Linearizable).await
+    }
+
+    /// [`Client::validate_fence`] with a chosen consistency.
+    ///
+    /// ```no_run
+    /// # async fn f(c: tenure::Client) -> Result<(), tenure::Error> {
+    /// let status = c.validate_fence_with("job", 17, tenure::Consistency::Stale).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn validate_fence_with(
+        &self,
+        name: &str,
+        token: u64,
+        consistency: Consistency,
+    ) -> Result<FenceStatus, Error> {
+        let req = pb::ValidateFenceRequest { name: name.to_string(), token, consistency: consistency.to_pb() };
         let conn = &self.inner.conn;
         let r = conn
-            .call("validate_fence", Route::Leader, self.inner.timeout, |ch| {
+            .call("validate_fence", route(consistency), self.inner.timeout, |ch| {
                 let r = conn.request(req.clone());
                 async move { LocksClient::new(ch).validate_fence(r).await }
             })

@@ -46,13 +46,16 @@ pub(crate) struct Backoff {
 
 impl Backoff {
     pub(crate) fn new(policy: RetryPolicy) -> Self {
+        // A zero backoff would make the retry loops spin.
+        let initial_backoff = policy.initial_backoff.max(Duration::from_millis(1));
+        let policy = RetryPolicy { initial_backoff, max_backoff: policy.max_backoff.max(initial_backoff) };
         Backoff { policy, ceiling: policy.initial_backoff }
     }
 
     /// The next pause, with full jitter.
     pub(crate) fn next_pause(&mut self) -> Duration {
         let ceiling = self.ceiling;
-        self.ceiling = (self.ceiling * 2).min(self.policy.max_backoff.max(self.policy.initial_backoff));
+        self.ceiling = (self.ceiling * 2).min(self.policy.max_backoff);
         let ms = ceiling.as_millis().min(u64::MAX as u128) as u64;
         Duration::from_millis(rand::thread_rng().gen_range(0..=ms))
     }
@@ -204,17 +207,17 @@ impl Conn {
         }
     }
 
-    /// `uri` could not answer: forget it as leader and move the cursor to the next endpoint.
+    /// `uri` could not answer: forget it as leader, and move the cursor past it if it points
+    /// there (once, however many calls fail on it at the same time).
     pub(crate) fn forget(&self, uri: &str) {
         let mut leader = lock(&self.leader);
         if leader.as_deref() == Some(uri) {
             *leader = None;
         }
-        if self.endpoints.get(self.cursor.load(Ordering::Relaxed) % self.endpoints.len()).map(String::as_str)
-            == Some(uri)
-            || leader.is_none()
-        {
-            self.cursor.fetch_add(1, Ordering::Relaxed);
+        drop(leader);
+        let cursor = self.cursor.load(Ordering::Relaxed);
+        if self.endpoints[cursor % self.endpoints.len()] == uri {
+            let _ = self.cursor.compare_exchange(cursor, cursor.wrapping_add(1), Ordering::Relaxed, Ordering::Relaxed);
         }
     }
 
@@ -248,9 +251,11 @@ impl Conn {
             let channel = self.channel(&uri)?;
             let failure = match tokio::time::timeout_at(deadline, attempt(channel)).await {
                 Err(_) => {
+                    // The node took the whole deadline: the next call should try another.
+                    self.forget(&uri);
                     return Err(Error::Unavailable(format!(
                         "{what}: no answer within {timeout:?} (waiting for {uri}; before that: {last})"
-                    )))
+                    )));
                 }
                 Ok(Ok(value)) => {
                     if route == Route::Leader {
@@ -323,6 +328,9 @@ mod tests {
         }
         b.reset();
         assert!(b.next_pause() <= Duration::from_millis(10));
+        let zero = RetryPolicy { initial_backoff: Duration::ZERO, max_backoff: Duration::ZERO };
+        let b = Backoff::new(zero);
+        assert_eq!(b.ceiling, Duration::from_millis(1), "a zero policy cannot make a loop spin");
     }
 
     #[test]
@@ -339,7 +347,10 @@ mod tests {
         conn.set_leader("http://127.0.0.1:3".into());
         assert_eq!(conn.target(), "http://127.0.0.1:3");
         conn.forget("http://127.0.0.1:3");
-        assert_eq!(conn.target(), "http://127.0.0.1:2", "forgetting the leader rotates");
+        assert_eq!(conn.target(), "http://127.0.0.1:1", "without a leader, the endpoints in turn");
+        conn.forget("http://127.0.0.1:1");
+        conn.forget("http://127.0.0.1:1");
+        assert_eq!(conn.target(), "http://127.0.0.1:2", "two failures of one node move the cursor once");
         conn.forget("http://127.0.0.1:2");
         assert_eq!(conn.target(), "http://127.0.0.1:1");
         let r = conn.request(());

@@ -43,6 +43,10 @@ impl Registry {
         lock(&self.leases).remove(request_id);
     }
 
+    pub(crate) fn take_all(&self) -> Vec<Arc<LeaseState>> {
+        lock(&self.leases).drain().map(|(_, l)| l).collect()
+    }
+
     fn all(&self) -> Vec<Arc<LeaseState>> {
         lock(&self.leases).values().cloned().collect()
     }
@@ -125,6 +129,7 @@ impl Renewer {
                 && !self.registry.is_empty()
                 && self.retry_at.is_none_or(|t| now >= t)
             {
+                self.retry_at = None;
                 self.opening = Some(Box::pin(open(self.conn.clone(), self.timeout)));
             }
             self.send_due(now);
@@ -149,8 +154,10 @@ impl Renewer {
                     }
                 }
                 Event::Message(Ok(Some(reply))) => self.handle(reply),
-                Event::Message(Ok(None)) => self.broken("the keepalive stream ended".into()),
-                Event::Message(Err(status)) => self.broken(format!("keepalive stream failed: {status}")),
+                Event::Message(Ok(None)) => self.broken(Failure::Retry("the keepalive stream ended".into())),
+                Event::Message(Err(status)) => {
+                    self.broken(Failure::Retry(format!("keepalive stream failed: {status}")))
+                }
             }
         }
     }
@@ -160,10 +167,8 @@ impl Renewer {
         for l in self.registry.all() {
             if l.phase() == Phase::Held && l.alive_until().is_none_or(|u| u <= now) {
                 let why = format!(
-                    "the lease on {:?} could not be renewed within {:?} (ttl {:?} less the safety margin)",
-                    l.name,
-                    l.ttl * 9 / 10,
-                    l.ttl
+                    "no renewal of the lease on {:?} was confirmed within its TTL ({:?}) less the safety margin",
+                    l.name, l.ttl
                 );
                 if l.mark_lost(why) {
                     tracing::warn!(lock = %l.name, request_id = %l.request_id, "lease lost: renewal not confirmed in time");
@@ -172,20 +177,28 @@ impl Renewer {
                 }
             }
         }
-        // A request that goes unanswered for a whole call timeout means a dead connection.
+        // A renewal unanswered for a third of its lease's TTL (or the call timeout, if
+        // shorter) means a dead or stuck node: try another while the lease can still be saved.
         if let Some(s) = &self.stream {
-            if s.in_flight.values().any(|(sent, _)| now >= *sent + self.timeout) {
-                self.broken(format!("no keepalive answer from {} within {:?}", s.uri, self.timeout));
+            let stuck = s.in_flight.values().any(|(sent, leases)| {
+                let patience = leases.iter().map(|l| l.ttl / 3).min().unwrap_or(self.timeout).min(self.timeout);
+                now >= *sent + patience
+            });
+            if stuck {
+                let uri = s.uri.clone();
+                self.broken(Failure::Retry(format!("no keepalive answer from {uri} in time")));
             }
         }
     }
 
     fn send_due(&mut self, now: BootInstant) {
         let Some(stream) = &mut self.stream else { return };
-        let due: Vec<Arc<LeaseState>> = self.registry.all().into_iter().filter(|l| l.renewal_due(now)).collect();
-        if due.is_empty() {
+        let leases = self.registry.all();
+        if !leases.iter().any(|l| l.renewal_due(now)) {
             return;
         }
+        // Leases falling due within a twelfth of their TTL go along in the same message.
+        let due: Vec<Arc<LeaseState>> = leases.into_iter().filter(|l| l.renewal_due(now + l.ttl / 12)).collect();
         self.seq += 1;
         let msg = pb::KeepAliveRequest {
             seq: self.seq,
@@ -201,17 +214,21 @@ impl Renewer {
                 }
                 stream.in_flight.insert(self.seq, (now, due));
             }
-            // The stream's buffer is full: the node is not reading. Try again next tick.
-            Err(mpsc::error::TrySendError::Full(_)) => {}
-            Err(mpsc::error::TrySendError::Closed(_)) => self.broken("the keepalive stream closed".into()),
+            // A full buffer means the node stopped reading.
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.broken(Failure::Retry("the node stopped reading the keepalive stream".into()))
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.broken(Failure::Retry("the keepalive stream closed".into()))
+            }
         }
     }
 
     fn next_wake(&self, now: BootInstant) -> BootInstant {
         let mut wake = now + MAX_NAP;
         for l in self.registry.all() {
-            if self.stream.is_some() {
-                wake = wake.min(l.next_renewal());
+            if let (Some(due), Some(_)) = (l.next_renewal(), &self.stream) {
+                wake = wake.min(due);
             }
             if l.phase() == Phase::Held {
                 if let Some(u) = l.alive_until() {
@@ -219,7 +236,7 @@ impl Renewer {
                 }
             }
         }
-        if let Some(t) = self.retry_at {
+        if let (Some(t), None, None) = (self.retry_at, &self.stream, &self.opening) {
             wake = wake.min(t);
         }
         wake
@@ -239,8 +256,7 @@ impl Renewer {
                 }
                 _ => Failure::Retry(format!("{}: {}", err.code, err.message)),
             };
-            self.stream = None;
-            self.failed(&uri, failure);
+            self.broken(failure);
             return;
         }
         self.backoff.reset();
@@ -251,11 +267,11 @@ impl Renewer {
             }
         }
         for lost in &reply.lost {
-            // A waiting request the leader does not know yet is one whose Acquire is still on
-            // its way; the acquire call itself reports what became of it.
+            // A waiting request the leader has never confirmed may be one whose Acquire is still
+            // on its way: `server_lost` ignores those, and the acquire call reports the outcome.
             if let Some(l) = by_id.get(lost.request_id.as_str()) {
                 let why = format!("the leader reports the lease on {:?} gone (expired or released)", l.name);
-                if l.mark_lost(why) {
+                if l.server_lost(why) {
                     tracing::warn!(lock = %l.name, request_id = %l.request_id, "lease lost: the leader no longer has it");
                     self.registry.remove(&l.request_id);
                     (self.on_lost)(Arc::clone(l));
@@ -264,15 +280,15 @@ impl Renewer {
         }
     }
 
-    /// The stream broke: renew everything again on a new one, after a pause.
-    fn broken(&mut self, why: String) {
+    /// The stream is unusable: renew everything in flight again on a new one.
+    fn broken(&mut self, failure: Failure) {
         if let Some(s) = self.stream.take() {
             for (_, leases) in s.in_flight.into_values() {
                 for l in leases {
                     l.forget_sent();
                 }
             }
-            self.failed(&s.uri, Failure::Retry(why));
+            self.failed(&s.uri, failure);
         }
     }
 

@@ -119,6 +119,17 @@ impl Kv {
     /// # Ok(()) }
     /// ```
     pub async fn list(&self, prefix: impl AsRef<[u8]>) -> Result<Vec<KvEntry>, Error> {
+        self.list_with(prefix, Consistency::Linearizable).await
+    }
+
+    /// [`Kv::list`] with a chosen consistency.
+    ///
+    /// ```no_run
+    /// # async fn f(c: tenure::Client) -> Result<(), tenure::Error> {
+    /// let all = c.kv().list_with("", tenure::Consistency::Stale).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn list_with(&self, prefix: impl AsRef<[u8]>, consistency: Consistency) -> Result<Vec<KvEntry>, Error> {
         let conn = &self.client.inner.conn;
         let mut all = Vec::new();
         let mut page_token = Vec::new();
@@ -127,10 +138,10 @@ impl Kv {
                 prefix: prefix.as_ref().to_vec(),
                 page_size: 1000,
                 page_token: page_token.clone(),
-                consistency: 0,
+                consistency: consistency.to_pb(),
             };
             let r = conn
-                .call("kv list", Route::Leader, self.client.inner.timeout, |ch| {
+                .call("kv list", route(consistency), self.client.inner.timeout, |ch| {
                     let r = conn.request(req.clone());
                     async move { KvClient::new(ch).list(r).await }
                 })

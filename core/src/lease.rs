@@ -13,8 +13,9 @@ use tokio::sync::watch;
 use crate::clock::BootInstant;
 use crate::conn::lock;
 
-/// The share of the TTL the client keeps back for clock-rate differences and delivery delay.
-pub(crate) const SAFETY_MARGIN_PERCENT: u32 = 10;
+/// The share of the TTL the client keeps back for clock-rate differences and delivery delay,
+/// by default.
+pub(crate) const DEFAULT_SAFETY_MARGIN_PERCENT: u32 = 10;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Phase {
@@ -46,17 +47,25 @@ pub(crate) struct LeaseState {
     pub name: String,
     pub request_id: String,
     pub ttl: Duration,
+    alive_window: Duration,
     progress: Mutex<Progress>,
     signal: watch::Sender<Signal>,
 }
 
 impl LeaseState {
     /// A lease whose Acquire was just sent at `sent`.
-    pub(crate) fn new(name: String, request_id: String, ttl: Duration, sent: BootInstant) -> LeaseState {
+    pub(crate) fn new(
+        name: String,
+        request_id: String,
+        ttl: Duration,
+        margin_percent: u32,
+        sent: BootInstant,
+    ) -> LeaseState {
         LeaseState {
             name,
             request_id,
             ttl,
+            alive_window: ttl * (100 - margin_percent.min(99)) / 100,
             progress: Mutex::new(Progress {
                 phase: Phase::Waiting,
                 alive_until: None,
@@ -67,14 +76,10 @@ impl LeaseState {
         }
     }
 
-    fn alive_window(&self) -> Duration {
-        self.ttl * (100 - SAFETY_MARGIN_PERCENT) / 100
-    }
-
     /// The leader confirmed the lease for a request sent at `sent`.
     pub(crate) fn acknowledged(&self, sent: BootInstant) {
         let mut p = lock(&self.progress);
-        let until = sent + self.alive_window();
+        let until = sent + self.alive_window;
         if p.alive_until.is_none_or(|u| until > u) {
             p.alive_until = Some(until);
         }
@@ -116,6 +121,21 @@ impl LeaseState {
         true
     }
 
+    /// The leader says the request is gone. Held → Lost (firing the signal). A waiting request
+    /// the leader confirmed before is gone too: it becomes Lost so a grant still in flight is
+    /// refused. One never confirmed may simply not have arrived yet, and is left alone.
+    /// Returns whether a held lease was lost.
+    pub(crate) fn server_lost(&self, why: String) -> bool {
+        let mut p = lock(&self.progress);
+        if p.phase == Phase::Waiting && p.alive_until.is_some() {
+            p.phase = Phase::Lost;
+            p.why_lost = why;
+            return false;
+        }
+        drop(p);
+        self.mark_lost(why)
+    }
+
     /// The owner is done with it (released, cancelled, detached). Returns whether it was still
     /// live (not lost or ended before).
     pub(crate) fn end(&self) -> bool {
@@ -133,21 +153,19 @@ impl LeaseState {
         lock(&self.progress).why_lost.clone()
     }
 
-    /// Whether a renewal should be sent now: a third of the TTL since the last one was sent
-    /// (a twelfth early, so leases due at about the same time share one message).
-    pub(crate) fn renewal_due(&self, now: BootInstant) -> bool {
+    /// Whether a renewal is due at `at`: a third of the TTL after the last one was sent.
+    pub(crate) fn renewal_due(&self, at: BootInstant) -> bool {
         let p = lock(&self.progress);
-        matches!(p.phase, Phase::Waiting | Phase::Held)
-            && p.last_sent.is_none_or(|sent| now >= sent + (self.ttl / 3).saturating_sub(self.ttl / 12))
+        matches!(p.phase, Phase::Waiting | Phase::Held) && p.last_sent.is_none_or(|sent| at >= sent + self.ttl / 3)
     }
 
-    /// When the next renewal falls due.
-    pub(crate) fn next_renewal(&self) -> BootInstant {
+    /// When the next renewal falls due; `None` once the lease is lost or ended.
+    pub(crate) fn next_renewal(&self) -> Option<BootInstant> {
         let p = lock(&self.progress);
-        match p.last_sent {
-            Some(sent) => sent + (self.ttl / 3).saturating_sub(self.ttl / 12),
-            None => BootInstant::now(),
+        if !matches!(p.phase, Phase::Waiting | Phase::Held) {
+            return None;
         }
+        Some(p.last_sent.map_or_else(BootInstant::now, |sent| sent + self.ttl / 3))
     }
 
     pub(crate) fn mark_sent(&self, at: BootInstant) {
@@ -216,7 +234,13 @@ mod tests {
     use super::*;
 
     fn lease(ttl_ms: u64) -> LeaseState {
-        LeaseState::new("l".into(), "r".into(), Duration::from_millis(ttl_ms), BootInstant::now())
+        LeaseState::new(
+            "l".into(),
+            "r".into(),
+            Duration::from_millis(ttl_ms),
+            DEFAULT_SAFETY_MARGIN_PERCENT,
+            BootInstant::now(),
+        )
     }
 
     #[test]
@@ -263,12 +287,26 @@ mod tests {
     }
 
     #[test]
+    fn a_confirmed_waiter_reported_gone_can_no_longer_be_granted() {
+        let unconfirmed = lease(10_000);
+        assert!(!unconfirmed.server_lost("not there yet".into()));
+        unconfirmed.acknowledged(BootInstant::now());
+        assert!(unconfirmed.grant(), "an unconfirmed waiter's 'lost' is ignored");
+
+        let confirmed = lease(10_000);
+        confirmed.acknowledged(BootInstant::now());
+        assert!(!confirmed.server_lost("released by an admin".into()));
+        assert!(!confirmed.grant(), "a grant in flight must be refused");
+        assert_eq!(confirmed.phase(), Phase::Lost);
+    }
+
+    #[test]
     fn renewals_fall_due_a_third_of_the_ttl_after_the_last_send() {
         let l = lease(12_000);
         let sent = BootInstant::now();
         l.mark_sent(sent);
-        assert!(!l.renewal_due(sent + Duration::from_millis(2_999)));
-        assert!(l.renewal_due(sent + Duration::from_millis(3_000)));
+        assert!(!l.renewal_due(sent + Duration::from_millis(3_999)));
+        assert!(l.renewal_due(sent + Duration::from_millis(4_000)));
         l.forget_sent();
         assert!(l.renewal_due(sent));
     }

@@ -32,6 +32,8 @@
 //!
 //! For code without an async runtime, [`blocking`] has the same API on plain threads.
 
+#![warn(missing_docs)]
+
 mod client;
 mod clock;
 mod conn;
@@ -40,6 +42,7 @@ mod keepalive;
 mod kv;
 mod lease;
 mod lock;
+mod releases;
 mod request_id;
 mod types;
 

@@ -174,7 +174,7 @@ impl LockBuilder {
         match self.run().await? {
             Some(guard) => Ok(guard),
             None => {
-                Err(Error::Timeout(format!("lock {name:?} is busy and the wait was {:?}", wait.unwrap_or_default())))
+                Err(Error::Timeout(format!("lock {name:?} is busy (allowed wait: {:?})", wait.unwrap_or_default())))
             }
         }
     }
@@ -224,16 +224,10 @@ impl LockBuilder {
         self.check()?;
         let until = self.wait.map(|w| Instant::now() + w);
         loop {
+            // On every way out but a guard or a clean refusal, dropping `pending` withdraws the
+            // request with a best-effort Release (idempotent, so harmless if nothing is there).
             let pending = Pending::start(&self);
-            let attempt = match self.wait_as(&pending, until).await {
-                Ok(a) => a,
-                Err(e) => {
-                    // Refused (nothing was queued), or already withdrawn by `cancel`.
-                    pending.forget();
-                    return Err(e);
-                }
-            };
-            match attempt {
+            match self.wait_as(&pending, until).await? {
                 Attempt::Granted(lease) => return Ok(Some(pending.into_guard(lease))),
                 Attempt::Busy => {
                     pending.forget();
@@ -241,9 +235,14 @@ impl LockBuilder {
                 }
                 Attempt::Lost(why) => {
                     // The request left the queue without us (its lease expired while this
-                    // client could not reach the leader). Start over with a new request id.
+                    // client could not reach the leader, or someone released it). Start over.
                     tracing::warn!(lock = %self.name, request_id = %pending.state.request_id, %why, "waiting request lost; re-queueing");
-                    pending.forget();
+                    if until.is_some_and(|u| Instant::now() >= u) {
+                        return Err(Error::Timeout(format!(
+                            "{} (the request was lost: {why})",
+                            self.timeout_message()
+                        )));
+                    }
                 }
             }
         }
@@ -253,38 +252,51 @@ impl LockBuilder {
     async fn wait_as(&self, pending: &Pending, until: Option<Instant>) -> Result<Attempt, Error> {
         let conn = &self.client.inner.conn;
         let timeout = self.client.inner.timeout;
-        let mut sent_once = false;
+        // Whether any node has answered this request: until one has, the cluster is not
+        // reachable, and running out of time is UNAVAILABLE rather than TIMEOUT.
+        let mut answered = false;
         loop {
             let left = until.map(|u| u.saturating_duration_since(Instant::now()));
-            if sent_once && left == Some(Duration::ZERO) {
+            if answered && left == Some(Duration::ZERO) {
                 return Err(pending.cancel(self.timeout_message()).await);
             }
-            // A zero wait on the first send is a try-lock; after that the request is known and
-            // a repeat only renews it and reports where it stands.
-            let wait = left.unwrap_or(MAX_WAIT_PER_CALL).min(MAX_WAIT_PER_CALL);
             let mut sent = BootInstant::now();
+            let call_deadline = left.unwrap_or(MAX_WAIT_PER_CALL).min(MAX_WAIT_PER_CALL) + timeout;
             let result = conn
-                .call("acquire", Route::Leader, wait + timeout, |ch| {
+                .call("acquire", Route::Leader, call_deadline, |ch| {
                     sent = BootInstant::now();
+                    // The wait is measured again on every attempt, so retries never overshoot
+                    // it. A zero wait on a request the leader does not know yet is a try-lock;
+                    // on a known one it only renews it and reports where it stands.
+                    let left = until.map(|u| u.saturating_duration_since(Instant::now()));
+                    let wait = left.unwrap_or(MAX_WAIT_PER_CALL).min(MAX_WAIT_PER_CALL);
                     let r = conn.request(self.request(&pending.state.request_id, wait));
                     async move { LocksClient::new(ch).acquire(r).await }
                 })
                 .await;
-            let first = !sent_once;
-            sent_once = true;
             let reply = match result {
                 Ok(r) => r.into_inner(),
                 Err(Error::Unavailable(why)) => {
                     if until.is_some_and(|u| Instant::now() >= u) {
+                        if !answered {
+                            return Err(Error::Unavailable(why));
+                        }
                         return Err(pending.cancel(format!("{} ({why})", self.timeout_message())).await);
                     }
                     continue;
                 }
-                Err(e @ (Error::RequestFinished(_) | Error::LeaseLost(_))) if !first => {
+                Err(e @ (Error::RequestFinished(_) | Error::LeaseLost(_))) if answered => {
                     return Ok(Attempt::Lost(e.to_string()));
                 }
-                Err(e) => return Err(e),
+                Err(e) => {
+                    // A refusal of a request the leader never accepted changed nothing.
+                    if !answered && is_refusal(&e) {
+                        pending.forget();
+                    }
+                    return Err(e);
+                }
             };
+            answered = true;
             match pb::AcquireOutcome::try_from(reply.outcome) {
                 Ok(pb::AcquireOutcome::Granted) => {
                     pending.state.acknowledged(sent);
@@ -292,7 +304,7 @@ impl LockBuilder {
                     if pending.state.grant() || self.renew_late_grant(pending).await? {
                         return Ok(Attempt::Granted(LeaseInfo::from_pb(lease)));
                     }
-                    return Ok(Attempt::Lost("the grant arrived after the lease's safe window".into()));
+                    return Ok(Attempt::Lost("the grant could not be confirmed within the lease's safe window".into()));
                 }
                 Ok(pb::AcquireOutcome::Busy) => return Ok(Attempt::Busy),
                 Ok(pb::AcquireOutcome::Queued) => pending.state.acknowledged(sent),
@@ -302,18 +314,34 @@ impl LockBuilder {
     }
 
     /// A grant whose answer took so long that the lease's safe window has passed: renew it
-    /// once; if the leader confirms, the grant stands.
+    /// once; if the leader confirms in time, the grant stands.
     async fn renew_late_grant(&self, pending: &Pending) -> Result<bool, Error> {
+        if pending.state.phase() != Phase::Waiting {
+            return Ok(false);
+        }
         match renew(&self.client, &pending.state).await {
             Ok(()) => Ok(pending.state.grant()),
             Err(Error::LeaseLost(_)) => Ok(false),
-            Err(e) => Err(pending.fail(e).await),
+            Err(e) => Err(e),
         }
     }
 
     fn timeout_message(&self) -> String {
         format!("lock {:?} was not granted within {:?}", self.name, self.wait.unwrap_or_default())
     }
+}
+
+/// Errors by which the server refuses an Acquire without changing anything.
+fn is_refusal(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::InvalidArgument { .. }
+            | Error::LimitMismatch(_)
+            | Error::ResourceExhausted(_)
+            | Error::RequestFinished(_)
+            | Error::Unauthenticated(_)
+            | Error::PermissionDenied(_)
+    )
 }
 
 enum Attempt {
@@ -327,78 +355,62 @@ fn millis(d: Duration) -> u64 {
 }
 
 /// A request that is waiting (or being granted). Registered for keepalive; if dropped before it
-/// becomes a guard, it withdraws itself with a best-effort Release.
+/// becomes a guard, it withdraws itself with a best-effort Release unless it was withdrawn or
+/// forgotten already.
 struct Pending {
     client: Client,
     state: Arc<LeaseState>,
-    armed: bool,
+    armed: AtomicBool,
 }
 
 impl Pending {
     fn start(b: &LockBuilder) -> Pending {
-        let state = Arc::new(LeaseState::new(b.name.clone(), new_request_id(), b.ttl, BootInstant::now()));
-        b.client.inner.keepalive.registry.add(state.clone());
-        Pending { client: b.client.clone(), state, armed: true }
+        let inner = &b.client.inner;
+        let id = new_request_id();
+        let state = LeaseState::new(b.name.clone(), id, b.ttl, inner.safety_margin_percent, BootInstant::now());
+        let state = Arc::new(state);
+        inner.keepalive.registry.add(state.clone());
+        Pending { client: b.client.clone(), state, armed: AtomicBool::new(true) }
     }
 
-    /// Stops renewing; nothing to withdraw (the server holds nothing for it).
-    fn forget(mut self) {
-        self.disarm();
-    }
-
-    fn disarm(&mut self) {
-        if self.armed {
-            self.armed = false;
+    /// Stops renewing, without a Release: the server holds nothing for it.
+    fn forget(&self) {
+        if self.armed.swap(false, Ordering::SeqCst) {
             self.client.inner.keepalive.registry.remove(&self.state.request_id);
             self.state.end();
         }
     }
 
-    /// Withdraws the request (releasing a grant that raced it), then returns the timeout.
+    /// Withdraws the request (releasing a grant that raced it), then returns the timeout. If
+    /// the Release cannot be confirmed, dropping `self` sends another in the background.
     async fn cancel(&self, message: String) -> Error {
         self.client.inner.keepalive.registry.remove(&self.state.request_id);
-        let _ = release_request(
-            &self.client.inner.conn,
-            &self.state.name,
-            &self.state.request_id,
-            self.client.inner.timeout,
-        )
-        .await;
-        self.state.end();
+        let inner = &self.client.inner;
+        let released = release_request(&inner.conn, &self.state.name, &self.state.request_id, inner.timeout).await;
+        if released.is_ok() {
+            self.forget();
+        }
         Error::Timeout(message)
     }
 
-    /// Withdraws the request (best effort) and returns `e`.
-    async fn fail(&self, e: Error) -> Error {
-        let _ = self.cancel(String::new()).await;
-        e
-    }
-
-    fn into_guard(mut self, lease: LeaseInfo) -> LockGuard {
-        self.armed = false;
+    fn into_guard(self, lease: LeaseInfo) -> LockGuard {
+        self.armed.store(false, Ordering::SeqCst);
         LockGuard { client: self.client.clone(), state: self.state.clone(), lease, finished: AtomicBool::new(false) }
     }
 }
 
 impl Drop for Pending {
     fn drop(&mut self) {
-        if self.armed && self.state.phase() != Phase::Ended {
-            self.disarm();
+        if self.armed.swap(false, Ordering::SeqCst) {
+            self.client.inner.keepalive.registry.remove(&self.state.request_id);
+            self.state.end();
             spawn_release(&self.client, &self.state);
-        } else {
-            self.disarm();
         }
     }
 }
 
 fn spawn_release(client: &Client, state: &LeaseState) {
-    let conn = client.inner.conn.clone();
-    let (name, request_id, timeout) = (state.name.clone(), state.request_id.clone(), client.inner.timeout);
-    client.inner.runtime.spawn(async move {
-        if let Err(e) = release_request(&conn, &name, &request_id, timeout).await {
-            tracing::warn!(lock = %name, %request_id, error = %e, "best-effort release failed; the lease will expire by its TTL");
-        }
-    });
+    client.inner.releases.spawn(state.name.clone(), state.request_id.clone());
 }
 
 pub(crate) async fn renew(client: &Client, state: &LeaseState) -> Result<(), Error> {
@@ -598,7 +610,9 @@ impl LockGuard {
     }
 
     /// Releases the lock and waits for the leader to confirm; returns whether it was still held
-    /// (false when it had already expired). Idempotent: later calls return `Ok(false)`.
+    /// (false when it had already expired). Idempotent: once confirmed, later calls return
+    /// `Ok(false)`; after an error, calling again (or dropping the guard) retries. Either way
+    /// the lease is no longer renewed.
     ///
     /// ```no_run
     /// # async fn f(g: tenure::LockGuard) -> Result<(), tenure::Error> {
@@ -611,8 +625,13 @@ impl LockGuard {
         }
         self.client.inner.keepalive.registry.remove(&self.lease.request_id);
         self.state.end();
-        release_request(&self.client.inner.conn, &self.lease.name, &self.lease.request_id, self.client.inner.timeout)
-            .await
+        let inner = &self.client.inner;
+        let released = release_request(&inner.conn, &self.lease.name, &self.lease.request_id, inner.timeout).await;
+        if released.is_err() {
+            // Not confirmed: a later call (or the drop) tries again.
+            self.finished.store(false, Ordering::SeqCst);
+        }
+        released
     }
 
     /// Stops renewing and forgets the lease without releasing it: it stays held until its TTL

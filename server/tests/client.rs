@@ -81,16 +81,33 @@ async fn dropping_a_guard_releases_the_lock(c: &Client) {
 async fn dropping_a_waiting_acquire_leaves_no_holder_and_no_waiter(a: &Client, all: &[String]) {
     let held = a.lock("drop-waiter").acquire().await.unwrap();
     let b = Client::builder().endpoints(all.to_vec()).owner("test-b").connect().await.unwrap();
-    let waiting = tokio::spawn(async move { b.lock("drop-waiter").acquire().await.map(|g| g.token()) });
+    let b2 = b.clone();
+    let waiting = tokio::spawn(async move { b2.lock("drop-waiter").acquire().await.map(|g| g.token()) });
     eventually("the waiter is queued", Duration::from_secs(10), || async {
         (a.describe("drop-waiter").await.unwrap().waiters.len() == 1).then_some(())
     })
     .await;
     waiting.abort();
     assert!(waiting.await.unwrap_err().is_cancelled());
-    // Whichever comes first, the holder's release (granting the waiter) or the waiter's
-    // withdrawal, nothing may be left behind.
-    held.release().await.unwrap();
+    // The withdrawal runs in the background; close() waits for it.
+    b.close().await.unwrap();
+    let d = a.describe("drop-waiter").await.unwrap();
+    assert!(d.waiters.is_empty(), "the dropped acquire's request is still queued: {:?}", d.waiters);
+    assert!(held.release().await.unwrap());
+    assert!(!a.describe("drop-waiter").await.unwrap().exists, "nobody was left to grant the lock to");
+
+    // A grant racing the drop leaves no ghost holder either: drop the waiting acquire at the
+    // moment the holder releases.
+    let held = a.lock("drop-waiter").acquire().await.unwrap();
+    let b2 = b.clone();
+    let waiting = tokio::spawn(async move { b2.lock("drop-waiter").acquire().await.map(|g| g.token()) });
+    eventually("the waiter is queued", Duration::from_secs(10), || async {
+        (a.describe("drop-waiter").await.unwrap().waiters.len() == 1).then_some(())
+    })
+    .await;
+    let (released, _) = tokio::join!(held.release(), async { waiting.abort() });
+    assert!(released.unwrap());
+    b.close().await.unwrap();
     eventually("no holder and no waiter remain", Duration::from_secs(10), || async {
         let d = a.describe("drop-waiter").await.unwrap();
         (d.holders.is_empty() && d.waiters.is_empty()).then_some(())
