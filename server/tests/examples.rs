@@ -58,3 +58,52 @@ async fn the_examples_run_against_a_three_node_cluster() {
         assert!(client.kv().get(format!("jobs/{job}/result")).await.unwrap().is_some());
     }
 }
+
+/// The README's CLI example block (the one after the `cli-example` marker), one command a line.
+fn readme_cli_lines() -> Vec<&'static str> {
+    let marker = README.find("<!-- cli-example").expect("the README has a cli-example block");
+    let block = &README[marker..];
+    let start = block.find("```sh\n").expect("an sh block after the marker") + "```sh\n".len();
+    let end = start + block[start..].find("```").expect("the block ends");
+    block[start..end].lines().filter(|l| !l.trim().is_empty()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_cli_examples_run_against_a_three_node_cluster() {
+    let cluster = Cluster::start(3, &[]).await;
+    let endpoints = (1..=3).map(|id| cluster.addr(id)).collect::<Vec<_>>().join(",");
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_tenure")).parent().unwrap().to_path_buf();
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let lines = readme_cli_lines();
+    assert!(lines.len() >= 5 && lines.iter().all(|l| l.starts_with("tenure ")), "{lines:?}");
+    let mut outputs = Vec::new();
+    for line in &lines {
+        let out = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            tokio::process::Command::new("sh")
+                .arg("-c")
+                .arg(line)
+                .env("PATH", &path)
+                .env("TENURE_ENDPOINTS", &endpoints)
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("README command timed out: {line}"))
+        .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "README command failed: {line}\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        outputs.push(stdout);
+    }
+    let all = outputs.join("\n");
+    assert!(all.contains("backing up with token "), "run passed the token to the command:\n{all}");
+    assert!(all.contains("active"), "kv get printed the value:\n{all}");
+    // `acquire` left "deploy" held (its TTL is a minute); the JSON list shows it.
+    let client = tenure::Client::connect(endpoints.split(',').map(String::from)).await.unwrap();
+    assert_eq!(client.describe("deploy").await.unwrap().holders.len(), 1);
+    assert!(client.kv().get("config/mode").await.unwrap().is_none(), "kv del ran");
+}
