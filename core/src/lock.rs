@@ -283,6 +283,8 @@ impl LockBuilder {
                         }
                         return Err(pending.cancel(format!("{} ({why})", self.timeout_message())).await);
                     }
+                    // At most once per call deadline, so a wait without end is not silent.
+                    tracing::warn!(lock = %self.name, %why, "no node answered the acquire; still trying");
                     continue;
                 }
                 Err(e @ (Error::RequestFinished(_) | Error::LeaseLost(_))) if answered => {
