@@ -123,7 +123,9 @@ impl Renewer {
     async fn run(mut self) {
         loop {
             let now = BootInstant::now();
-            self.check_deadlines(now);
+            // One snapshot per turn: with many leases, copying the registry is the loop's cost.
+            let leases = self.registry.all();
+            self.check_deadlines(&leases, now);
             if self.stream.is_none()
                 && self.opening.is_none()
                 && !self.registry.is_empty()
@@ -132,8 +134,9 @@ impl Renewer {
                 self.retry_at = None;
                 self.opening = Some(Box::pin(open(self.conn.clone(), self.timeout)));
             }
-            self.send_due(now);
-            let nap = self.next_wake(now).saturating_until().min(MAX_NAP);
+            self.send_due(&leases, now);
+            let nap = self.next_wake(&leases, now).saturating_until().min(MAX_NAP);
+            drop(leases);
             let event = {
                 let opening = self.opening.as_mut();
                 let stream = self.stream.as_mut();
@@ -163,8 +166,8 @@ impl Renewer {
     }
 
     /// Reports held leases whose renewal could not be confirmed in time.
-    fn check_deadlines(&mut self, now: BootInstant) {
-        for l in self.registry.all() {
+    fn check_deadlines(&mut self, leases: &[Arc<LeaseState>], now: BootInstant) {
+        for l in leases {
             if l.phase() == Phase::Held && l.alive_until().is_none_or(|u| u <= now) {
                 let why = format!(
                     "no renewal of the lease on {:?} was confirmed within its TTL ({:?}) less the safety margin",
@@ -173,7 +176,7 @@ impl Renewer {
                 if l.mark_lost(why) {
                     tracing::warn!(lock = %l.name, request_id = %l.request_id, "lease lost: renewal not confirmed in time");
                     self.registry.remove(&l.request_id);
-                    (self.on_lost)(l);
+                    (self.on_lost)(Arc::clone(l));
                 }
             }
         }
@@ -191,14 +194,13 @@ impl Renewer {
         }
     }
 
-    fn send_due(&mut self, now: BootInstant) {
+    fn send_due(&mut self, leases: &[Arc<LeaseState>], now: BootInstant) {
         let Some(stream) = &mut self.stream else { return };
-        let leases = self.registry.all();
         if !leases.iter().any(|l| l.renewal_due(now)) {
             return;
         }
         // Leases falling due within a twelfth of their TTL go along in the same message.
-        let due: Vec<Arc<LeaseState>> = leases.into_iter().filter(|l| l.renewal_due(now + l.ttl / 12)).collect();
+        let due: Vec<Arc<LeaseState>> = leases.iter().filter(|l| l.renewal_due(now + l.ttl / 12)).cloned().collect();
         self.seq += 1;
         let msg = pb::KeepAliveRequest {
             seq: self.seq,
@@ -224,9 +226,9 @@ impl Renewer {
         }
     }
 
-    fn next_wake(&self, now: BootInstant) -> BootInstant {
+    fn next_wake(&self, leases: &[Arc<LeaseState>], now: BootInstant) -> BootInstant {
         let mut wake = now + MAX_NAP;
-        for l in self.registry.all() {
+        for l in leases {
             if let (Some(due), Some(_)) = (l.next_renewal(), &self.stream) {
                 wake = wake.min(due);
             }
