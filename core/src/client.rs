@@ -16,6 +16,7 @@ use crate::lease::{LeaseState, DEFAULT_SAFETY_MARGIN_PERCENT};
 use crate::lock::LockBuilder;
 use crate::releases::BackgroundReleases;
 use crate::types::{ClusterStatus, Consistency, FenceStatus, LockDescription, LockSummary, Mode};
+use crate::watch::{Selector, WatchBuilder};
 use crate::{Error, LockGuard};
 
 /// The endpoint used when none is given and `TENURE_ENDPOINTS` is unset.
@@ -562,6 +563,32 @@ impl Client {
     /// ```
     pub fn kv(&self) -> Kv {
         Kv::new(self.clone())
+    }
+
+    /// Watches the committed events (queued, granted, released, expired, cancelled) of lock
+    /// `name`, from the next committed entry or from [`WatchBuilder::from_index`].
+    ///
+    /// ```no_run
+    /// # async fn f(client: tenure::Client) -> Result<(), tenure::Error> {
+    /// let mut watch = client.watch("job").start().await?;
+    /// if let Some(event) = watch.next().await {
+    ///     println!("{:?}", event?);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn watch(&self, name: impl Into<String>) -> WatchBuilder {
+        WatchBuilder::new(self.inner.clone(), Selector::Name(name.into()))
+    }
+
+    /// Watches every lock whose name starts with `prefix` (an empty prefix: every lock).
+    ///
+    /// ```no_run
+    /// # async fn f(client: tenure::Client) -> Result<(), tenure::Error> {
+    /// let mut watch = client.watch_prefix("jobs/").start().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn watch_prefix(&self, prefix: impl Into<String>) -> WatchBuilder {
+        WatchBuilder::new(self.inner.clone(), Selector::Prefix(prefix.into()))
     }
 
     /// The cluster as the first node that answers sees it (any node answers).

@@ -46,6 +46,9 @@ pub enum Error {
     /// The credentials do not allow this call.
     #[error("{0}")]
     PermissionDenied(String),
+    /// A watch's start index is older than the event history any node still keeps.
+    #[error("{0}")]
+    Compacted(String),
     /// The caller's wait ended before the lock was granted. The request has been withdrawn.
     #[error("{0}")]
     Timeout(String),
@@ -79,6 +82,7 @@ impl Error {
             Error::ResourceExhausted(_) => "RESOURCE_EXHAUSTED",
             Error::Unauthenticated(_) => "UNAUTHENTICATED",
             Error::PermissionDenied(_) => "PERMISSION_DENIED",
+            Error::Compacted(_) => "COMPACTED",
             Error::Timeout(_) => "TIMEOUT",
             Error::LeaseLost(_) => "LEASE_LOST",
             Error::Cancelled(_) => "CANCELLED",
@@ -100,6 +104,7 @@ impl Error {
         "RESOURCE_EXHAUSTED",
         "UNAUTHENTICATED",
         "PERMISSION_DENIED",
+        "COMPACTED",
         "TIMEOUT",
         "LEASE_LOST",
         "CANCELLED",
@@ -150,6 +155,7 @@ pub(crate) fn classify(status: &Status) -> Failure {
         "RESOURCE_EXHAUSTED" => Error::ResourceExhausted(msg),
         "UNAUTHENTICATED" => Error::Unauthenticated(msg),
         "PERMISSION_DENIED" => Error::PermissionDenied(msg),
+        "COMPACTED" => Error::Compacted(msg),
         "INTERNAL" => Error::Internal(msg),
         other => Error::Internal(format!("unknown error code {other:?} from the server: {msg}")),
     })

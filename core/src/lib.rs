@@ -45,6 +45,7 @@ mod lock;
 mod releases;
 mod request_id;
 mod types;
+mod watch;
 
 pub mod blocking;
 
@@ -59,3 +60,4 @@ pub use types::{
     ClusterStatus, Consistency, Fence, FenceStatus, KvEntry, LeaseInfo, LockDescription, LockSummary, Member, Mode,
     Role, WaiterInfo,
 };
+pub use watch::{LockEvent, LockEventKind, Watch, WatchBuilder};

@@ -101,6 +101,10 @@ pub struct Settings {
     /// How long a finished request_id is remembered, ms [default: 600000]
     #[arg(long, env = "TENURE_TOMBSTONE_TTL_MS")]
     pub tombstone_ttl_ms: Option<u64>,
+    /// Committed lock events kept for `Locks.Watch` to resume from; older ones are dropped and a
+    /// watch starting before them gets COMPACTED [default: 100000]
+    #[arg(long, env = "TENURE_WATCH_HISTORY")]
+    pub watch_history: Option<u64>,
     /// sled page cache size in MiB [default: 64]
     #[arg(long, env = "TENURE_CACHE_MB")]
     pub cache_mb: Option<u64>,
@@ -131,6 +135,7 @@ pub struct Config {
     pub limits: ApiLimits,
     pub caps: Caps,
     pub tombstone_ttl: Duration,
+    pub watch_history: u64,
     pub cache_bytes: u64,
     pub log_format: LogFormat,
     pub log: String,
@@ -190,6 +195,7 @@ impl Settings {
             max_waiters_per_lock,
             max_locks,
             tombstone_ttl_ms,
+            watch_history,
             cache_mb,
             log_format,
             log
@@ -269,6 +275,7 @@ impl Settings {
                 max_locks: s.max_locks.unwrap_or(1_000_000),
             },
             tombstone_ttl: Duration::from_millis(s.tombstone_ttl_ms.unwrap_or(600_000)),
+            watch_history: s.watch_history.unwrap_or(100_000),
             cache_bytes: s.cache_mb.unwrap_or(64) * 1024 * 1024,
             log_format: s.log_format.unwrap_or(LogFormat::Text),
             log: s.log.unwrap_or_else(|| std::env::var("RUST_LOG").unwrap_or_else(|_| "info,openraft=warn".into())),

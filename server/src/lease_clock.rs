@@ -337,7 +337,7 @@ impl ApplyObserver for LeaseClock {
                 let now = Instant::now();
                 for e in &events {
                     match e {
-                        Event::Queued { name, request_id, ttl_ms }
+                        Event::Queued { name, request_id, ttl_ms, .. }
                         | Event::Granted { name, request_id, ttl_ms, .. } => {
                             let start = s.receipts.remove(request_id).unwrap_or(now);
                             let ttl = Duration::from_millis(*ttl_ms);

@@ -88,8 +88,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         );
     }
     let clock = Arc::new(LeaseClock::new());
-    let sm = StateMachine::open(storage.clone(), &config.data_dir.join("snapshots"), clock.clone())
-        .with_context(|| format!("{}: the state machine cannot be loaded", db_dir.display()))?;
+    let sm =
+        StateMachine::open(storage.clone(), &config.data_dir.join("snapshots"), clock.clone(), config.watch_history)
+            .with_context(|| format!("{}: the state machine cannot be loaded", db_dir.display()))?;
     let shared = sm.shared();
     let network = Network::new(identity.clone(), config.peer_dial.clone().into_iter().collect::<HashMap<_, _>>());
     let raft = Raft::new(config.id, raft_config(&config)?, network.clone(), log_store, sm)

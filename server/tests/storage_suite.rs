@@ -25,7 +25,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Sle
         let storage = Storage::open(&dir.path().join("db"), 8 << 20).expect("open sled");
         let node_file = Arc::new(Mutex::new(NodeFile::create(dir.path(), 1).expect("node file")));
         let log = LogStore::open(storage.clone(), node_file).expect("log store");
-        let sm = StateMachine::open(storage, &dir.path().join("snapshots"), Arc::new(NoObserver)).expect("sm");
+        let sm = StateMachine::open(storage, &dir.path().join("snapshots"), Arc::new(NoObserver), 1000).expect("sm");
         Ok((dir, log, sm))
     }
 }

@@ -18,6 +18,8 @@ pub enum ApiError {
     NotLeader { leader_id: NodeId, leader_addr: String },
     #[error("no leader: {0}")]
     NoLeader(String),
+    #[error("{0}")]
+    Compacted(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -39,6 +41,7 @@ impl ApiError {
             ApiError::LeaseNotFound { .. } => "LEASE_NOT_FOUND",
             ApiError::NotLeader { .. } => "NOT_LEADER",
             ApiError::NoLeader(_) => "NO_LEADER",
+            ApiError::Compacted(_) => "COMPACTED",
             ApiError::Internal(_) => "INTERNAL",
         }
     }
@@ -54,6 +57,7 @@ impl ApiError {
             },
             ApiError::LeaseNotFound { .. } => Code::NotFound,
             ApiError::NotLeader { .. } | ApiError::NoLeader(_) => Code::Unavailable,
+            ApiError::Compacted(_) => Code::OutOfRange,
             ApiError::Internal(_) => Code::Internal,
         }
     }

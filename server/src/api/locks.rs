@@ -261,6 +261,12 @@ impl pb::locks_server::Locks for LocksService {
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
     }
 
+    type WatchStream = super::watch::WatchStream;
+
+    async fn watch(&self, request: Request<pb::WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
+        Ok(Response::new(super::watch::start(self.api.clone(), request.into_inner())?))
+    }
+
     async fn release(&self, request: Request<pb::ReleaseRequest>) -> Result<Response<pb::ReleaseResponse>, Status> {
         let r = request.into_inner();
         check_name_and_id(&r.name, &r.request_id)?;

@@ -67,12 +67,30 @@ pub enum Command {
     List {
         prefix: Option<String>,
     },
+    Watch(WatchArgs),
     /// The replicated key/value store; writes can be fenced by a lock's token.
     #[command(subcommand)]
     Kv(KvCommand),
     /// The cluster's members, leader and log progress.
     #[command(subcommand)]
     Cluster(ClusterCommand),
+}
+
+/// Print committed lock events as they happen, until interrupted
+///
+/// One line per event: log index, kind (QUEUED, GRANTED, RELEASED, EXPIRED, CANCELLED), lock
+/// name, request id, token and owner; with --output json, one JSON object per line. Watches every
+/// lock whose name starts with PREFIX (every lock without one). Reconnects to another node by
+/// itself when its node fails, without losing or repeating events.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    pub prefix: Option<String>,
+    /// Watch exactly this lock instead of a prefix.
+    #[arg(long, conflicts_with = "prefix", value_parser = lock_name, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Start at this log index (to replay history or resume) instead of at the next event.
+    #[arg(long, value_name = "INDEX")]
+    pub from: Option<u64>,
 }
 
 /// Run a command while holding a lock; kill it if the lease is lost

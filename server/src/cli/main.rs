@@ -14,6 +14,7 @@ mod run;
 mod signals;
 mod timestamp;
 mod view;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -69,6 +70,7 @@ async fn execute(cli: &Cli, out: &Output) -> Result<u8, Failure> {
         Command::Release { name, request_id } => locks::release(&client, out, name, request_id).await,
         Command::Describe { name } => locks::describe(&client, out, name).await,
         Command::List { prefix } => locks::list(&client, out, prefix.as_deref().unwrap_or("")).await,
+        Command::Watch(args) => watch::watch(&client, out, args, &mut Interrupts::install()?).await,
         Command::Kv(command) => kv::kv(&client, out, command).await,
         Command::Cluster(command) => cluster::cluster(&client, out, command).await,
     }

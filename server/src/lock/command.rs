@@ -223,12 +223,13 @@ pub enum CommandResult {
 /// What changed, for the leader's deadline table and for calls waiting on a grant.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
-    /// A request joined a queue (its lease clock starts).
-    Queued { name: String, request_id: String, ttl_ms: u64 },
+    /// A request joined a queue (its lease clock starts) at 1-based `position`.
+    Queued { name: String, request_id: String, ttl_ms: u64, owner: String, mode: Mode, position: u64 },
     /// A request was granted, immediately or from the queue.
-    Granted { name: String, request_id: String, ttl_ms: u64, token: u64 },
-    /// A held or queued request left: released, cancelled or expired.
-    Finished { name: String, request_id: String, how: Finish },
+    Granted { name: String, request_id: String, ttl_ms: u64, token: u64, owner: String, mode: Mode },
+    /// A held or queued request left: released, cancelled or expired. `token` is the hold's
+    /// token, 0 if the request was queued.
+    Finished { name: String, request_id: String, how: Finish, token: u64 },
     /// A lease expired with a lock-delay: no grants on `name` until `EndDelay`.
     Delayed { name: String, delay_ms: u64 },
     /// The lock-delay of `name` ended.

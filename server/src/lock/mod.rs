@@ -5,10 +5,12 @@
 //! time-related arrives inside the commands (the leader's `now_ms`, `Expire`, `EndDelay`).
 
 pub mod command;
+pub mod history;
 pub mod limits;
 pub mod table;
 
 pub use command::*;
+pub use history::*;
 pub use limits::*;
 pub use table::*;
 

@@ -280,7 +280,14 @@ impl Model {
             lock.limit = Some(a.limit);
         }
         lock.waiters.push_back(waiter);
-        ev.push(Event::Queued { name: a.name.clone(), request_id: a.request_id.clone(), ttl_ms: a.ttl_ms });
+        ev.push(Event::Queued {
+            name: a.name.clone(),
+            request_id: a.request_id.clone(),
+            ttl_ms: a.ttl_ms,
+            owner: a.owner.clone(),
+            mode: a.mode,
+            position: lock.waiters.len() as u64,
+        });
         CommandResult::Acquire(AcquireOutcome::Queued { position: lock.waiters.len() as u64 })
     }
 
@@ -309,6 +316,8 @@ impl Model {
             request_id: lease.request_id.clone(),
             ttl_ms: lease.ttl_ms,
             token,
+            owner: lease.owner.clone(),
+            mode: lease.mode,
         });
         lease
     }
@@ -358,23 +367,23 @@ impl Model {
                 invalid("name")
             };
         }
-        let (was_held, how) = match self.find(id) {
+        let (was_held, how, token) = match self.find(id) {
             None => {
                 self.tombstone(name, id, Finish::Cancelled, now);
                 return CommandResult::Release { was_held: false, was_queued: false };
             }
             Some(Place::Held(n, _)) | Some(Place::Queued(n, _)) if n != name => return invalid("name"),
             Some(Place::Held(_, i)) => {
-                self.locks.get_mut(name).unwrap().holders.remove(i);
-                (true, Finish::Released)
+                let lease = self.locks.get_mut(name).unwrap().holders.remove(i);
+                (true, Finish::Released, lease.token)
             }
             Some(Place::Queued(_, i)) => {
                 self.locks.get_mut(name).unwrap().waiters.remove(i);
-                (false, Finish::Cancelled)
+                (false, Finish::Cancelled, 0)
             }
         };
         self.tombstone(name, id, how, now);
-        ev.push(Event::Finished { name: name.to_owned(), request_id: id.to_owned(), how });
+        ev.push(Event::Finished { name: name.to_owned(), request_id: id.to_owned(), how, token });
         self.pump(name, now, ev);
         self.cleanup(name);
         CommandResult::Release { was_held, was_queued: !was_held }
@@ -387,16 +396,19 @@ impl Model {
         if bad_id(id) {
             return invalid("request_id");
         }
-        let delay_ms = match self.find(id) {
-            Some(Place::Held(n, i)) if n == name => self.locks.get_mut(name).unwrap().holders.remove(i).lock_delay_ms,
+        let (delay_ms, token) = match self.find(id) {
+            Some(Place::Held(n, i)) if n == name => {
+                let lease = self.locks.get_mut(name).unwrap().holders.remove(i);
+                (lease.lock_delay_ms, lease.token)
+            }
             Some(Place::Queued(n, i)) if n == name => {
                 self.locks.get_mut(name).unwrap().waiters.remove(i);
-                0
+                (0, 0)
             }
             _ => return CommandResult::Expire { expired: false },
         };
         self.tombstone(name, id, Finish::Expired, now);
-        ev.push(Event::Finished { name: name.to_owned(), request_id: id.to_owned(), how: Finish::Expired });
+        ev.push(Event::Finished { name: name.to_owned(), request_id: id.to_owned(), how: Finish::Expired, token });
         if delay_ms > 0 {
             let lock = self.locks.get_mut(name).unwrap();
             let until_ms = now + delay_ms;

@@ -268,7 +268,14 @@ fn grant(st: &mut LockState, ledger: &mut Ledger, w: Waiter, now_ms: u64, events
     }
     ledger.requests.insert(lease.request_id.clone(), RequestLoc { name: name.clone(), slot: Slot::Held { token } });
     ledger.mark_lock(&name);
-    events.push(Event::Granted { name, request_id: lease.request_id.clone(), ttl_ms: lease.ttl_ms, token });
+    events.push(Event::Granted {
+        name,
+        request_id: lease.request_id.clone(),
+        ttl_ms: lease.ttl_ms,
+        token,
+        owner: lease.owner.clone(),
+        mode: lease.mode,
+    });
     st.record.holders.push(lease.clone());
     lease
 }
@@ -283,15 +290,33 @@ fn enqueue(st: &mut LockState, ledger: &mut Ledger, w: Waiter, events: &mut Vec<
     }
     ledger.requests.insert(w.request_id.clone(), RequestLoc { name: name.clone(), slot: Slot::Queued { seq } });
     ledger.mark_lock(&name);
-    events.push(Event::Queued { name, request_id: w.request_id.clone(), ttl_ms: w.ttl_ms });
+    let position = st.record.waiters.len() as u64 + 1;
+    events.push(Event::Queued {
+        name,
+        request_id: w.request_id.clone(),
+        ttl_ms: w.ttl_ms,
+        owner: w.owner.clone(),
+        mode: w.mode,
+        position,
+    });
     st.record.waiters.push_back(w);
     st.seqs.push_back(seq);
-    st.record.waiters.len() as u64
+    position
 }
 
 enum Removed {
     Held(Lease),
     Queued,
+}
+
+impl Removed {
+    /// The hold's token, 0 for a queued request.
+    fn token(&self) -> u64 {
+        match self {
+            Removed::Held(lease) => lease.token,
+            Removed::Queued => 0,
+        }
+    }
 }
 
 /// The replicated lock state. Equality compares the state (locks, tombstones, KV, next token),
@@ -564,7 +589,7 @@ impl LockTable {
             return Ok(CommandResult::Release { was_held: false, was_queued: false });
         };
         let was_held = matches!(removed, Removed::Held(_));
-        self.finish(name, request_id, how, now_ms, events);
+        self.finish(name, request_id, how, removed.token(), now_ms, events);
         self.grant_waiters(name, now_ms, events);
         self.drop_if_idle(name);
         Ok(CommandResult::Release { was_held, was_queued: !was_held })
@@ -582,7 +607,7 @@ impl LockTable {
         let Some(removed) = self.remove_request(name, request_id) else {
             return Ok(CommandResult::Expire { expired: false });
         };
-        self.finish(name, request_id, Finish::Expired, now_ms, events);
+        self.finish(name, request_id, Finish::Expired, removed.token(), now_ms, events);
         if let Removed::Held(lease) = removed {
             if lease.lock_delay_ms > 0 {
                 self.start_delay(name, lease.lock_delay_ms, now_ms, events);
@@ -678,9 +703,9 @@ impl LockTable {
         self.ledger.dirty.insert(RecordKey::Tombstone(request_id.to_owned()));
     }
 
-    fn finish(&mut self, name: &str, request_id: &str, how: Finish, now_ms: u64, events: &mut Vec<Event>) {
+    fn finish(&mut self, name: &str, request_id: &str, how: Finish, token: u64, now_ms: u64, events: &mut Vec<Event>) {
         self.bury(name, request_id, how, now_ms);
-        events.push(Event::Finished { name: name.to_owned(), request_id: request_id.to_owned(), how });
+        events.push(Event::Finished { name: name.to_owned(), request_id: request_id.to_owned(), how, token });
     }
 
     /// Sets the checkpoint of a held or queued lease; false if there is no such lease.
@@ -1035,9 +1060,10 @@ mod tests {
             assert_eq!(holders(&t, "job"), [next]);
             let granted = t.lock("job").unwrap().holders[0].token;
             assert!(granted > last);
-            last = granted;
-            let finished = Event::Finished { name: "job".into(), request_id: holder.into(), how: Finish::Released };
+            let finished =
+                Event::Finished { name: "job".into(), request_id: holder.into(), how: Finish::Released, token: last };
             assert_eq!(events[0], finished);
+            last = granted;
             assert!(matches!(&events[1], Event::Granted { request_id, .. } if request_id == next));
         }
         apply(&mut t, release("job", "w3"));

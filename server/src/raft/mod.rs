@@ -2,6 +2,7 @@
 //! gRPC network, snapshot format. Nothing here knows lock semantics.
 
 pub mod codec;
+pub mod event_history;
 pub mod identity;
 pub mod log_store;
 pub mod network;

@@ -13,10 +13,11 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::watch;
 
 use super::codec;
+use super::event_history::{event_key, EventHistory, EVENT_TAG, KEY_FLOOR};
 use super::node_file::{random_id, write_durably};
 use super::storage::{Storage, TREE_SM_META};
 use super::{Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
-use crate::lock::{CommandResult, Event, LockTable, Record, RecordKey};
+use crate::lock::{CommandResult, Event, HistoryEvent, LockTable, Record, RecordKey};
 
 const KEY_GENERATION: &[u8] = b"generation";
 /// State-machine metadata keys inside a generation tree. `!` sorts apart from record keys.
@@ -42,6 +43,8 @@ pub struct Applied {
 pub struct SharedState {
     state: RwLock<Applied>,
     applied_tx: watch::Sender<u64>,
+    /// Committed lock events, for `Locks.Watch`.
+    pub events: EventHistory,
 }
 
 impl SharedState {
@@ -95,7 +98,12 @@ fn tree_name(generation: u64) -> String {
 impl StateMachine {
     /// Opens the current generation of the state, dropping leftovers of an interrupted snapshot
     /// install, and loads the latest snapshot file's metadata.
-    pub fn open(storage: Storage, snapshot_dir: &Path, observer: Arc<dyn ApplyObserver>) -> std::io::Result<Self> {
+    pub fn open(
+        storage: Storage,
+        snapshot_dir: &Path,
+        observer: Arc<dyn ApplyObserver>,
+        watch_history: u64,
+    ) -> std::io::Result<Self> {
         let sm_meta = storage.tree(TREE_SM_META)?;
         let generation = match sm_meta.get(KEY_GENERATION).map_err(std::io::Error::other)? {
             None => 0,
@@ -111,13 +119,14 @@ impl StateMachine {
             }
         }
         let tree = storage.tree(&current)?;
-        let applied = load_tree(&tree).map_err(|e| invalid(format!("state tree {current}: {e}")))?;
+        let (applied, floor) = load_tree(&tree).map_err(|e| invalid(format!("state tree {current}: {e}")))?;
         let last = applied.last_applied.map_or(0, |l| l.index);
+        let events = EventHistory::open(tree.clone(), floor, last, watch_history)?;
         std::fs::create_dir_all(snapshot_dir)?;
         let current_snapshot = latest_snapshot(snapshot_dir)?;
         Ok(Self {
             storage,
-            shared: Arc::new(SharedState { state: RwLock::new(applied), applied_tx: watch::Sender::new(last) }),
+            shared: Arc::new(SharedState { state: RwLock::new(applied), applied_tx: watch::Sender::new(last), events }),
             tree: Arc::new(Mutex::new((generation, tree))),
             sm_meta,
             snapshot_dir: snapshot_dir.to_path_buf(),
@@ -136,15 +145,22 @@ impl StateMachine {
     }
 }
 
-fn load_tree(tree: &sled::Tree) -> Result<Applied, String> {
+/// Loads the state and the stored event-history floor of a generation tree.
+fn load_tree(tree: &sled::Tree) -> Result<(Applied, Option<u64>), String> {
     let mut last_applied = None;
     let mut membership = StoredMembership::default();
+    let mut floor = None;
     let mut records = Vec::new();
-    for item in tree.iter() {
+    // Event keys sort last and are not state.
+    for item in tree.range(..[EVENT_TAG]) {
         let (k, v) = item.map_err(|e| e.to_string())?;
         match k.as_ref() {
             KEY_APPLIED => last_applied = codec::decode(&v).map_err(|e| format!("!applied: {e}"))?,
             KEY_MEMBERSHIP => membership = codec::decode(&v).map_err(|e| format!("!membership: {e}"))?,
+            KEY_FLOOR => {
+                let bytes = v.as_ref().try_into().map_err(|_| format!("{}: not 8 bytes", KEY_FLOOR.escape_ascii()))?;
+                floor = Some(u64::from_be_bytes(bytes));
+            }
             _ => {
                 let key = RecordKey::from_bytes(&k).map_err(|e| e.to_string())?;
                 let record: Record = codec::decode(&v).map_err(|e| format!("record {key:?}: {e}"))?;
@@ -153,7 +169,7 @@ fn load_tree(tree: &sled::Tree) -> Result<Applied, String> {
         }
     }
     let table = LockTable::from_records(records).map_err(|e| e.to_string())?;
-    Ok(Applied { table, last_applied, membership })
+    Ok((Applied { table, last_applied, membership }, floor))
 }
 
 /// Finds the newest complete snapshot file (`snap-*.bin`) and reads its metadata.
@@ -193,14 +209,19 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     {
         let mut results = Vec::new();
         let mut events = Vec::new();
-        let (last, batch) = {
+        let mut history = Vec::new();
+        let (last, mut batch) = {
             let mut guard = self.shared.state.write().unwrap_or_else(|p| p.into_inner());
             let s = &mut *guard;
             for entry in entries {
                 match entry.payload {
                     EntryPayload::Blank => results.push(Vec::new()),
                     EntryPayload::Normal(batch) => {
-                        results.push(s.table.apply(entry.log_id.index, &batch, &mut events));
+                        let first = events.len();
+                        let index = entry.log_id.index;
+                        results.push(s.table.apply(index, &batch, &mut events));
+                        let new = events[first..].iter().filter_map(|e| HistoryEvent::from_event(e, batch.now_ms));
+                        history.extend(new.enumerate().map(|(seq, e)| (event_key(index, seq as u32), e)));
                     }
                     EntryPayload::Membership(m) => {
                         s.membership = StoredMembership::new(Some(entry.log_id), m);
@@ -222,6 +243,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             batch.insert(KEY_MEMBERSHIP, codec::encode(&s.membership).map_err(|e| sm_err(ErrorVerb::Write, e))?);
             (s.last_applied.map_or(0, |l| l.index), batch)
         };
+        for (key, event) in &history {
+            batch.insert(key, codec::encode(event).map_err(|e| sm_err(ErrorVerb::Write, e))?);
+        }
+        let floor =
+            self.shared.events.trim_into(&mut batch, history.len() as u64).map_err(|e| sm_err(ErrorVerb::Write, e))?;
+        batch.insert(KEY_FLOOR, &floor.to_be_bytes());
         // Not flushed here: the next log append's flush covers it, and after a crash openraft
         // re-applies from the log.
         self.tree().apply_batch(batch).map_err(|e| sm_err(ErrorVerb::Write, e))?;
@@ -277,6 +304,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
         batch.insert(KEY_APPLIED, codec::encode(&meta.last_log_id).map_err(|e| snap_err(ErrorVerb::Write, e))?);
         batch.insert(KEY_MEMBERSHIP, codec::encode(&meta.last_membership).map_err(|e| snap_err(ErrorVerb::Write, e))?);
+        let last = meta.last_log_id.map_or(0, |l| l.index);
+        // The events before the snapshot were never seen here: the history starts after it.
+        batch.insert(KEY_FLOOR, &(last + 1).to_be_bytes());
         tree.apply_batch(batch).map_err(|e| snap_err(ErrorVerb::Write, e))?;
         self.storage.sync().await.map_err(|e| snap_err(ErrorVerb::Write, e))?;
 
@@ -287,9 +317,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.storage.sync().await.map_err(|e| snap_err(ErrorVerb::Write, e))?;
         let old = {
             let mut t = self.tree.lock().unwrap_or_else(|p| p.into_inner());
-            std::mem::replace(&mut *t, (generation, tree)).0
+            std::mem::replace(&mut *t, (generation, tree.clone())).0
         };
-        let last = meta.last_log_id.map_or(0, |l| l.index);
+        self.shared.events.reset(tree, last);
         {
             let mut s = self.shared.state.write().unwrap_or_else(|p| p.into_inner());
             *s = Applied { table, last_applied: meta.last_log_id, membership: meta.last_membership.clone() };
