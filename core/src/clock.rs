@@ -24,6 +24,17 @@ impl BootInstant {
         BootInstant(ORIGIN.get_or_init(std::time::Instant::now).elapsed())
     }
 
+    /// The same moment on the process's monotonic clock (`Instant`), for callers that measure
+    /// with it. The two clocks differ only across a suspend.
+    pub(crate) fn to_instant(self) -> std::time::Instant {
+        let (now, instant) = (Self::now(), std::time::Instant::now());
+        if self >= now {
+            instant + (self - now)
+        } else {
+            instant.checked_sub(now - self).unwrap_or(instant)
+        }
+    }
+
     /// How long until `self`, or zero if it has passed.
     pub(crate) fn saturating_until(self) -> Duration {
         self.0.saturating_sub(Self::now().0)

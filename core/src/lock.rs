@@ -529,6 +529,21 @@ impl LockGuard {
         SystemTime::now() + left
     }
 
+    /// The moment (on the monotonic clock) until which the client is sure the lease is held,
+    /// unless a renewal is confirmed before: the [`LockGuard::expires_at`] bound as an
+    /// `Instant`, for timing work against it. It says nothing about a lease the leader reported
+    /// gone early: check [`LockGuard::is_held`] too.
+    ///
+    /// ```no_run
+    /// # fn f(g: tenure::LockGuard) {
+    /// let left = g.valid_until().saturating_duration_since(std::time::Instant::now());
+    /// println!("at least {left:?} left");
+    /// # }
+    /// ```
+    pub fn valid_until(&self) -> std::time::Instant {
+        self.state.alive_until().map_or_else(std::time::Instant::now, BootInstant::to_instant)
+    }
+
     /// Whether the lease is held: granted, not released, not lost, and its last confirmed
     /// renewal is recent enough.
     ///

@@ -221,7 +221,7 @@ async fn bootstrap(
                 );
             }
             if !r.cluster_id.is_empty() {
-                if !r.members.contains(&config.id) {
+                if excluded_by_peer(&r.members, config.id, &identity.cluster_id()) {
                     bail!(
                         "node {peer} already belongs to cluster {} that does not include node {}; to join it use --initial-cluster-state existing and add this node as a member",
                         r.cluster_id,
@@ -256,6 +256,14 @@ async fn bootstrap(
     Ok(())
 }
 
+/// Whether a peer that is in a cluster shows that this node is not a member. A peer can learn
+/// the cluster id (from the leader's first vote request) before the membership entry reaches it,
+/// so an empty member list proves nothing; and once this node has been contacted by the cluster
+/// itself (`own_cluster_id` set while probing), it is a member.
+fn excluded_by_peer(peer_members: &[NodeId], me: NodeId, own_cluster_id: &str) -> bool {
+    own_cluster_id.is_empty() && !peer_members.is_empty() && !peer_members.contains(&me)
+}
+
 /// Asks a peer whether it is in a cluster; `None` if it does not answer (not started yet).
 async fn probe(network: &Network, addr: &str, identity: &Identity) -> Option<rpb::ProbeReply> {
     let channel = network.channel(addr).ok()?;
@@ -279,5 +287,21 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = term => {}
         _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::excluded_by_peer;
+
+    #[test]
+    fn a_peer_that_knows_the_cluster_but_not_yet_its_members_does_not_exclude_a_node() {
+        // Found by the chaos harness: node 2 had adopted the cluster id from node 1's vote
+        // request but not yet the membership, and node 3 refused to start.
+        assert!(!excluded_by_peer(&[], 3, ""));
+        assert!(!excluded_by_peer(&[1, 2, 3], 3, ""));
+        assert!(excluded_by_peer(&[1, 2], 3, ""));
+        // Contacted by the cluster while probing: a member, whatever a lagging peer says.
+        assert!(!excluded_by_peer(&[1, 2], 3, "c0ffee"));
     }
 }

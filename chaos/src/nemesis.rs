@@ -1,0 +1,261 @@
+//! The faults, injected one at a time, each followed by its heal.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use rand::seq::SliceRandom;
+use tenure::Client;
+
+use crate::cluster::Cluster;
+use crate::history::{AcquireResult, Hold, HoldEnd, Op, ReleaseResult};
+use crate::workload::{put_op, Recorder};
+
+/// One kind of fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Fault {
+    KillLeader,
+    KillFollower,
+    KillMajority,
+    KillAll,
+    PauseLeader,
+    PartitionLeader,
+    OneWayCutFromLeader,
+    DelayLeaderLinks,
+    PausedClientWrites,
+}
+
+impl Fault {
+    pub const ALL: &'static [Fault] = &[
+        Fault::KillLeader,
+        Fault::KillFollower,
+        Fault::KillMajority,
+        Fault::KillAll,
+        Fault::PauseLeader,
+        Fault::PartitionLeader,
+        Fault::OneWayCutFromLeader,
+        Fault::DelayLeaderLinks,
+        Fault::PausedClientWrites,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::KillLeader => "kill-leader",
+            Fault::KillFollower => "kill-follower",
+            Fault::KillMajority => "kill-majority",
+            Fault::KillAll => "kill-all",
+            Fault::PauseLeader => "pause-leader",
+            Fault::PartitionLeader => "partition-leader",
+            Fault::OneWayCutFromLeader => "one-way-cut-from-leader",
+            Fault::DelayLeaderLinks => "delay-leader-links",
+            Fault::PausedClientWrites => "paused-client-writes",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Fault> {
+        Fault::ALL.iter().copied().find(|f| f.name() == s)
+    }
+}
+
+/// What one injected fault did.
+#[derive(Clone, Debug)]
+pub struct Injection {
+    pub fault: Fault,
+    pub at: Duration,
+    pub healed_at: Duration,
+    pub nodes: Vec<u64>,
+    /// Stale fenced writes refused (paused client).
+    pub stale_rejected: u32,
+    pub stale_accepted: u32,
+}
+
+/// Injects `fault`, keeps it for `hold`, heals it, and waits for the cluster to converge.
+pub async fn inject(
+    cluster: &mut Cluster,
+    fault: Fault,
+    hold: Duration,
+    rec: &Arc<Recorder>,
+    client_id: u32,
+) -> anyhow::Result<Injection> {
+    let leader = cluster.leader(Duration::from_secs(30)).await.context("before the fault")?;
+    let mut followers: Vec<u64> = (1..=cluster.size()).filter(|&id| id != leader).collect();
+    followers.shuffle(&mut rand::thread_rng());
+    let at = rec.now();
+    let mut inj = Injection { fault, at, healed_at: at, nodes: Vec::new(), stale_rejected: 0, stale_accepted: 0 };
+    match fault {
+        Fault::KillLeader | Fault::KillFollower | Fault::KillMajority | Fault::KillAll => {
+            let majority = cluster.size() / 2 + 1;
+            inj.nodes = match fault {
+                Fault::KillLeader => vec![leader],
+                Fault::KillFollower => vec![followers[0]],
+                Fault::KillMajority => {
+                    let mut v = vec![leader];
+                    v.extend(followers.iter().take(majority as usize - 1));
+                    v
+                }
+                _ => (1..=cluster.size()).collect(),
+            };
+            for &id in &inj.nodes {
+                cluster.kill(id);
+            }
+            tokio::time::sleep(hold).await;
+            for &id in &inj.nodes {
+                cluster.spawn(id)?;
+            }
+        }
+        Fault::PauseLeader => {
+            inj.nodes = vec![leader];
+            cluster.pause(leader);
+            tokio::time::sleep(hold).await;
+            cluster.resume(leader);
+        }
+        Fault::PartitionLeader => {
+            inj.nodes = vec![leader];
+            for &f in &followers {
+                cluster.cut(leader, f);
+            }
+            tokio::time::sleep(hold).await;
+            cluster.heal_network();
+        }
+        Fault::OneWayCutFromLeader => {
+            inj.nodes = vec![leader];
+            for &f in &followers {
+                cluster.cut_one_way(leader, f);
+            }
+            tokio::time::sleep(hold).await;
+            cluster.heal_network();
+        }
+        Fault::DelayLeaderLinks => {
+            inj.nodes = vec![leader];
+            cluster.delay(leader, Duration::from_millis(60), Duration::from_millis(50));
+            tokio::time::sleep(hold).await;
+            cluster.heal_network();
+        }
+        Fault::PausedClientWrites => {
+            let (rejected, accepted) = paused_client_writes(cluster.endpoints(), rec.clone(), client_id).await?;
+            inj.stale_rejected = rejected;
+            inj.stale_accepted = accepted;
+        }
+    }
+    inj.healed_at = rec.now();
+    cluster
+        .leader(Duration::from_secs(60))
+        .await
+        .with_context(|| format!("no leader after healing {}", fault.name()))?;
+    cluster.converge(Duration::from_secs(60)).await.with_context(|| format!("after healing {}", fault.name()))?;
+    Ok(inj)
+}
+
+const PAUSED_TTL: Duration = Duration::from_secs(2);
+
+/// Kleppmann's scenario: client P takes a lock, then its whole process stops (here: its own
+/// single-threaded runtime is blocked, so not even its keepalive runs) past the TTL; client Q
+/// gets the lock and writes; P wakes and writes with its old token. The fenced store must refuse
+/// P. Returns (stale writes refused, stale writes accepted).
+async fn paused_client_writes(endpoints: Vec<String>, rec: Arc<Recorder>, id: u32) -> anyhow::Result<(u32, u32)> {
+    let lock = "paused/0".to_string();
+    let (token_tx, token_rx) = tokio::sync::oneshot::channel();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let (p_endpoints, p_rec, p_lock) = (endpoints.clone(), rec.clone(), lock.clone());
+    let paused = std::thread::spawn(move || -> anyhow::Result<bool> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        rt.block_on(async move {
+            let client = Client::builder().endpoints(p_endpoints).owner("paused").connect().await?;
+            let call = p_rec.now();
+            let g = client.lock(p_lock.clone()).ttl(PAUSED_TTL).wait(Duration::from_secs(30)).acquire().await?;
+            let from = p_rec.now();
+            let result = AcquireResult::Granted { token: g.token() };
+            p_rec.op(Op::Acquire {
+                client: id,
+                lock: p_lock.clone(),
+                request_id: g.request_id().into(),
+                call,
+                ret: Some(from),
+                result,
+            });
+            let _ = token_tx.send(g.token());
+            // Stop the world: nothing of this client runs until told to go on.
+            let _ = go_rx.recv_timeout(Duration::from_secs(60));
+            let until = p_rec.at(g.valid_until());
+            p_rec.hold(Hold {
+                client: id,
+                lock: p_lock.clone(),
+                request_id: g.request_id().into(),
+                token: g.token(),
+                from,
+                until,
+                end: HoldEnd::Lost,
+            });
+            let call = p_rec.now();
+            let key = format!("fenced/{p_lock}");
+            let r = client.kv().put(&key, format!("{id}:{}", g.token()), Some(g.fence())).await;
+            let refused = matches!(r, Err(tenure::Error::FencedOut(_)));
+            p_rec.op(put_op(id, &p_lock, key, g.token(), call, p_rec.now(), r));
+            let call = p_rec.now();
+            let r = g.release().await;
+            let result = match r {
+                Ok(was_held) => ReleaseResult::Done { was_held },
+                Err(e) => ReleaseResult::Failed { code: e.code().into() },
+            };
+            p_rec.op(Op::Release {
+                client: id,
+                lock: p_lock,
+                request_id: g.request_id().into(),
+                call,
+                ret: Some(p_rec.now()),
+                result,
+            });
+            client.close().await.ok();
+            Ok(refused)
+        })
+    });
+    let p_token = tokio::time::timeout(Duration::from_secs(40), token_rx).await??;
+    // Q waits for the lock; it can only be granted once P's lease expired on the leader.
+    let q = Client::builder().endpoints(endpoints).owner("after-pause").connect().await?;
+    let q_id = id + 1;
+    let call = rec.now();
+    let g = q.lock(lock.clone()).ttl(Duration::from_secs(30)).wait(Duration::from_secs(30)).acquire().await?;
+    let from = rec.now();
+    rec.op(Op::Acquire {
+        client: q_id,
+        lock: lock.clone(),
+        request_id: g.request_id().into(),
+        call,
+        ret: Some(from),
+        result: AcquireResult::Granted { token: g.token() },
+    });
+    if g.token() <= p_token {
+        bail!("the lock went to token {} after the paused holder's {p_token}", g.token());
+    }
+    let key = format!("fenced/{lock}");
+    let call = rec.now();
+    let r = q.kv().put(&key, format!("{q_id}:{}", g.token()), Some(g.fence())).await;
+    rec.op(put_op(q_id, &lock, key, g.token(), call, rec.now(), r));
+    // P wakes up and writes with its stale token while Q still holds the lock.
+    let _ = go_tx.send(());
+    let refused = tokio::task::spawn_blocking(move || paused.join())
+        .await?
+        .map_err(|_| anyhow::anyhow!("the paused client panicked"))??;
+    let call = rec.now();
+    let until = rec.at(g.valid_until()).min(call);
+    rec.hold(Hold {
+        client: q_id,
+        lock: lock.clone(),
+        request_id: g.request_id().into(),
+        token: g.token(),
+        from,
+        until,
+        end: HoldEnd::Released,
+    });
+    let was_held = g.release().await?;
+    rec.op(Op::Release {
+        client: q_id,
+        lock,
+        request_id: g.request_id().into(),
+        call,
+        ret: Some(rec.now()),
+        result: ReleaseResult::Done { was_held },
+    });
+    q.close().await.ok();
+    Ok(if refused { (1, 0) } else { (0, 1) })
+}
