@@ -246,6 +246,7 @@ mod tests {
             Error::ResourceExhausted(String::new()),
             Error::Unauthenticated(String::new()),
             Error::PermissionDenied(String::new()),
+            Error::Compacted(String::new()),
             Error::Timeout(String::new()),
             Error::LeaseLost(String::new()),
             Error::Cancelled(String::new()),
@@ -254,6 +255,6 @@ mod tests {
         ] {
             assert!(Error::CODES.contains(&e.code()), "{} missing from CODES", e.code());
         }
-        assert_eq!(Error::CODES.len(), 12);
+        assert_eq!(Error::CODES.len(), 13);
     }
 }
