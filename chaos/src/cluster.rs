@@ -125,7 +125,8 @@ impl Cluster {
             .arg("--data-dir")
             .arg(&node.data_dir)
             .args(&self.extra)
-            .env("RUST_LOG", "info,openraft=warn")
+            // Renewal and expiry decisions are logged, so a violation can be traced to its node.
+            .env("RUST_LOG", "info,openraft=warn,tenure_server::lease_clock=debug")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

@@ -197,6 +197,7 @@ impl LeaseClock {
                 Path::ClearCheckpoint
             } else {
                 tracked.deadline = tracked.deadline.max(receipt + ttl);
+                tracing::debug!(request_id = %request_id, received_ms_ago = receipt.elapsed().as_millis() as u64, "renewed");
                 Path::Done
             };
             out.push((Renewal::Alive { held, ttl_ms }, path));
@@ -474,6 +475,7 @@ fn due_work(clock: &LeaseClock, now: Instant) -> Vec<Command> {
         if t.deadline <= now {
             let repropose = t.expire_proposed.is_some_and(|at| now.duration_since(at) >= REPROPOSE_AFTER);
             if t.expire_proposed.is_none() || repropose {
+                tracing::info!(name = %t.name, request_id = %request_id, ttl_ms = t.ttl.as_millis() as u64, "lease ran out; proposing its expiry");
                 t.expire_proposed = Some(now);
                 out.push(Command::Expire { name: t.name.clone(), request_id: request_id.clone() });
             }
