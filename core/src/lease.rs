@@ -76,9 +76,14 @@ impl LeaseState {
         }
     }
 
-    /// The leader confirmed the lease for a request sent at `sent`.
+    /// The leader confirmed the lease for a request sent at `sent`. Ignored once the lease is
+    /// lost or ended: a late answer must not move the bound of a lease the holder has given up
+    /// (and that the client may already have released).
     pub(crate) fn acknowledged(&self, sent: BootInstant) {
         let mut p = lock(&self.progress);
+        if !matches!(p.phase, Phase::Waiting | Phase::Held) {
+            return;
+        }
         let until = sent + self.alive_window;
         if p.alive_until.is_none_or(|u| until > u) {
             p.alive_until = Some(until);
@@ -116,6 +121,9 @@ impl LeaseState {
         }
         p.phase = Phase::Lost;
         p.why_lost = why;
+        // The bound ends here: the holder must stop now, not at the old bound.
+        let now = BootInstant::now();
+        p.alive_until = p.alive_until.map(|u| u.min(now));
         drop(p);
         self.signal.send_replace(Signal::Lost);
         true
@@ -298,6 +306,29 @@ mod tests {
         assert!(!confirmed.server_lost("released by an admin".into()));
         assert!(!confirmed.grant(), "a grant in flight must be refused");
         assert_eq!(confirmed.phase(), Phase::Lost);
+    }
+
+    #[test]
+    fn a_lost_lease_keeps_the_bound_it_was_lost_at() {
+        // Found by the chaos harness: a renewal sent just before the lease ran out was
+        // answered after the client had marked it lost and released it; the late answer moved
+        // `valid_until` past the moment the lock went to the next holder.
+        let l = lease(10_000);
+        let sent = BootInstant::now();
+        l.acknowledged(sent);
+        assert!(l.grant());
+        assert!(l.mark_lost("renewal not confirmed".into()));
+        let at_loss = l.alive_until().expect("a bound");
+        assert!(at_loss <= BootInstant::now(), "the bound ends when the lease is lost");
+        l.acknowledged(BootInstant::now());
+        assert_eq!(l.alive_until(), Some(at_loss), "a late answer does not revive the bound");
+        assert!(!l.is_held());
+
+        let ended = lease(10_000);
+        ended.acknowledged(sent);
+        assert!(ended.end());
+        ended.acknowledged(sent + Duration::from_millis(500));
+        assert_eq!(ended.alive_until(), Some(sent + Duration::from_millis(9_000)));
     }
 
     #[test]
