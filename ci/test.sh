@@ -32,7 +32,7 @@ fi
 
 # ---- phases ---------------------------------------------------------------------------------
 
-PHASES=(fmt clippy test)
+PHASES=(fmt clippy test chaos)
 
 phase_fmt() {
     cargo fmt --all -- --check
@@ -40,10 +40,24 @@ phase_fmt() {
 
 phase_clippy() {
     cargo clippy "${CARGO_LOCKED[@]}" --workspace --all-targets "${CARGO_PROFILE[@]}" -- -D warnings
+    # The test-only seeded bugs and fail points are linted too.
+    cargo clippy "${CARGO_LOCKED[@]}" --workspace --all-targets "${CARGO_PROFILE[@]}" \
+        --features tenure-server/buggy,tenure/buggy,tenure-chaos/buggy -- -D warnings
 }
 
 phase_test() {
     cargo test "${CARGO_LOCKED[@]}" --workspace "${CARGO_PROFILE[@]}" 2>&1 | tee -a "$TEST_RESULTS"
+    # Storage fail points (write and fsync errors) need the test-only feature; run after the
+    # suite above, never beside it: both builds write the same target/ci/tenured. The feature
+    # set is the one ci/chaos.sh builds its seeded binaries with, so they share the compile.
+    cargo test "${CARGO_LOCKED[@]}" -p tenure-server --features tenure-server/buggy,tenure/buggy --test disk \
+        "${CARGO_PROFILE[@]}" 2>&1 | tee -a "$TEST_RESULTS"
+}
+
+# The short chaos mode: every seeded bug caught, then one 3-node cluster under every fault once,
+# history checked (L1–L7).
+phase_chaos() {
+    ci/chaos.sh
 }
 
 # ---- runner ---------------------------------------------------------------------------------

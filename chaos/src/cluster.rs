@@ -43,6 +43,8 @@ pub struct Cluster {
     tenured: PathBuf,
     peers: String,
     extra: Vec<String>,
+    /// Extra environment of every `tenured` (e.g. `TENURE_BUGGY`).
+    env: Vec<(String, String)>,
     pub dir: tempfile::TempDir,
 }
 
@@ -57,6 +59,16 @@ fn pid(child: &Child) -> Option<Pid> {
 impl Cluster {
     /// Starts `n` nodes (ids 1..=n) of `tenured` with `extra` flags and waits for a leader.
     pub async fn start(tenured: PathBuf, n: u64, extra: &[String]) -> anyhow::Result<Cluster> {
+        Cluster::start_with_env(tenured, n, extra, &[]).await
+    }
+
+    /// [`Cluster::start`], with extra environment variables for every node.
+    pub async fn start_with_env(
+        tenured: PathBuf,
+        n: u64,
+        extra: &[String],
+        env: &[(String, String)],
+    ) -> anyhow::Result<Cluster> {
         let dir = tempfile::Builder::new().prefix("tenure-chaos-").tempdir()?;
         let mut nodes = Vec::new();
         for id in 1..=n {
@@ -77,11 +89,13 @@ impl Cluster {
             }
         }
         let peers = nodes.iter().map(|n| format!("{}={}", n.id, n.addr)).collect::<Vec<_>>().join(",");
-        let mut cluster = Cluster { nodes, links, tenured, peers, extra: extra.to_vec(), dir };
+        let mut cluster = Cluster { nodes, links, tenured, peers, extra: extra.to_vec(), env: env.to_vec(), dir };
         for id in 1..=n {
             cluster.spawn(id)?;
         }
-        cluster.leader(Duration::from_secs(30)).await?;
+        if let Err(e) = cluster.leader(Duration::from_secs(30)).await {
+            return Err(e.context(format!("a new cluster; its logs are kept in {}", cluster.keep().display())));
+        }
         Ok(cluster)
     }
 
@@ -127,6 +141,7 @@ impl Cluster {
             .args(&self.extra)
             // Renewal and expiry decisions are logged, so a violation can be traced to its node.
             .env("RUST_LOG", "info,openraft=warn,tenure_server::lease_clock=debug")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -192,6 +207,14 @@ impl Cluster {
                 l.set(Dir::Up, Flow::Delay { base, jitter });
                 l.set(Dir::Down, Flow::Delay { base, jitter });
             }
+        }
+    }
+
+    /// Every peer link (both ways) waits `base ± jitter`.
+    pub fn delay_all(&self, base: Duration, jitter: Duration) {
+        for l in self.links.values() {
+            l.set(Dir::Up, Flow::Delay { base, jitter });
+            l.set(Dir::Down, Flow::Delay { base, jitter });
         }
     }
 

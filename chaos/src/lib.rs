@@ -7,4 +7,6 @@ pub mod history;
 pub mod nemesis;
 pub mod proxy;
 pub mod run;
+#[cfg(feature = "buggy")]
+pub mod seeded;
 pub mod workload;

@@ -36,6 +36,11 @@ struct Args {
     /// Extra flags for every `tenured`, e.g. `--snapshot-interval=200`.
     #[arg(long = "server-flag", allow_hyphen_values = true)]
     server_flags: Vec<String>,
+    /// Instead of a campaign, run each seeded bug's scenario with the bug and without it, and
+    /// fail unless every bug is caught and every control passes (needs `--features buggy`, for
+    /// this binary and for `tenured`). Optionally only the named bugs, comma-separated.
+    #[arg(long, value_delimiter = ',', num_args = 0.., value_name = "BUG")]
+    seeded: Option<Vec<String>>,
 }
 
 fn tenured_path(arg: Option<PathBuf>) -> anyhow::Result<PathBuf> {
@@ -56,7 +61,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(campaign(args)) {
+    let work = async {
+        match args.seeded.clone() {
+            Some(bugs) => seeded(args, bugs).await,
+            None => campaign(args).await,
+        }
+    };
+    match runtime.block_on(work) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(e) => {
@@ -107,6 +118,61 @@ async fn campaign(args: Args) -> anyhow::Result<bool> {
     Ok(outcomes.iter().all(Outcome::passed))
 }
 
+#[cfg(not(feature = "buggy"))]
+async fn seeded(_args: Args, _bugs: Vec<String>) -> anyhow::Result<bool> {
+    Err(anyhow!("this tenure-chaos was built without the `buggy` feature; --seeded needs it"))
+}
+
+/// Every seeded bug must be caught by its check, and its control run must pass.
+#[cfg(feature = "buggy")]
+async fn seeded(args: Args, bugs: Vec<String>) -> anyhow::Result<bool> {
+    use tenure_chaos::seeded::{self, Seed};
+    let tenured = tenured_path(args.tenured)?;
+    let seeds: Vec<Seed> = if bugs.is_empty() {
+        Seed::ALL.to_vec()
+    } else {
+        bugs.iter()
+            .map(|b| Seed::parse(b).ok_or_else(|| anyhow!("unknown seeded bug {b:?}")))
+            .collect::<Result<_, _>>()?
+    };
+    let started = Instant::now();
+    let mut all_good = true;
+    for seed in seeds {
+        for buggy in [true, false] {
+            let t = Instant::now();
+            let report = seeded::trial(&tenured, seed, buggy).await?;
+            let caught = report.violations.iter().any(|v| v.check == seed.caught_by());
+            let good = if buggy { caught } else { report.passed() };
+            all_good &= good;
+            println!(
+                "seeded {:<26} {:<7} {:<4} {} ({:.1}s)",
+                seed.name(),
+                if buggy { "bug on" } else { "control" },
+                if good { "ok" } else { "FAIL" },
+                match (buggy, report.violations.first()) {
+                    (true, _) if caught => format!("caught by {}", seed.caught_by()),
+                    (true, _) => format!("NOT caught by {}", seed.caught_by()),
+                    (false, None) => "no violation".to_string(),
+                    (false, Some(_)) => format!("{} violations", report.violations.len()),
+                },
+                t.elapsed().as_secs_f64()
+            );
+            let show = if buggy { !caught } else { !good };
+            if show || std::env::var_os("SEEDED_VERBOSE").is_some() {
+                for v in &report.violations {
+                    println!("    {v}");
+                }
+            }
+        }
+    }
+    println!(
+        "== seeded bugs: {} in {:.0}s",
+        if all_good { "every bug caught, every control clean" } else { "FAILED" },
+        started.elapsed().as_secs_f64()
+    );
+    Ok(all_good)
+}
+
 fn print_outcome(n: usize, o: &Outcome) {
     let verdict = if o.passed() { "PASS" } else { "FAIL" };
     println!(
@@ -151,6 +217,7 @@ fn print_summary(outcomes: &[Outcome], elapsed: Duration) {
     let sum = |f: fn(&Outcome) -> usize| outcomes.iter().map(f).sum::<usize>();
     let stale_rejected: u32 = outcomes.iter().flat_map(|o| &o.injections).map(|i| i.stale_rejected).sum();
     let stale_accepted: u32 = outcomes.iter().flat_map(|o| &o.injections).map(|i| i.stale_accepted).sum();
+    let mid_install = outcomes.iter().flat_map(|o| &o.injections).filter(|i| i.killed_mid_install).count();
     println!("== chaos summary: {} runs in {:.0}s", outcomes.len(), elapsed.as_secs_f64());
     println!("   cluster sizes: {:?}", outcomes.iter().map(|o| o.nodes).collect::<Vec<_>>());
     println!("   faults injected and healed: {:?}", run::fault_counts(outcomes));
@@ -162,6 +229,7 @@ fn print_summary(outcomes: &[Outcome], elapsed: Duration) {
         sum(|o| o.unknown)
     );
     println!("   stale fenced writes: rejected {stale_rejected}, accepted {stale_accepted}");
+    println!("   kills that landed while a follower was receiving a snapshot: {mid_install}");
     println!(
         "   failover (leader SIGKILL -> first acknowledged write): n={} p50={:?} p99={:?} max={:?}",
         failovers.len(),

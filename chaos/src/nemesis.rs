@@ -22,7 +22,9 @@ pub enum Fault {
     PartitionLeader,
     OneWayCutFromLeader,
     DelayLeaderLinks,
+    DelayAllLinks,
     PausedClientWrites,
+    KillDuringSnapshotInstall,
 }
 
 impl Fault {
@@ -35,7 +37,9 @@ impl Fault {
         Fault::PartitionLeader,
         Fault::OneWayCutFromLeader,
         Fault::DelayLeaderLinks,
+        Fault::DelayAllLinks,
         Fault::PausedClientWrites,
+        Fault::KillDuringSnapshotInstall,
     ];
 
     pub fn name(self) -> &'static str {
@@ -48,7 +52,9 @@ impl Fault {
             Fault::PartitionLeader => "partition-leader",
             Fault::OneWayCutFromLeader => "one-way-cut-from-leader",
             Fault::DelayLeaderLinks => "delay-leader-links",
+            Fault::DelayAllLinks => "delay-all-links",
             Fault::PausedClientWrites => "paused-client-writes",
+            Fault::KillDuringSnapshotInstall => "kill-during-snapshot-install",
         }
     }
 
@@ -67,6 +73,9 @@ pub struct Injection {
     /// Stale fenced writes refused (paused client).
     pub stale_rejected: u32,
     pub stale_accepted: u32,
+    /// kill-during-snapshot-install: the follower was killed after it began receiving a
+    /// snapshot and before it logged the install as done.
+    pub killed_mid_install: bool,
 }
 
 /// Injects `fault`, keeps it for `hold`, heals it, and waits for the cluster to converge.
@@ -81,7 +90,15 @@ pub async fn inject(
     let mut followers: Vec<u64> = (1..=cluster.size()).filter(|&id| id != leader).collect();
     followers.shuffle(&mut rand::thread_rng());
     let at = rec.now();
-    let mut inj = Injection { fault, at, healed_at: at, nodes: Vec::new(), stale_rejected: 0, stale_accepted: 0 };
+    let mut inj = Injection {
+        fault,
+        at,
+        healed_at: at,
+        nodes: Vec::new(),
+        stale_rejected: 0,
+        stale_accepted: 0,
+        killed_mid_install: false,
+    };
     match fault {
         Fault::KillLeader | Fault::KillFollower | Fault::KillMajority | Fault::KillAll => {
             let majority = cluster.size() / 2 + 1;
@@ -131,6 +148,17 @@ pub async fn inject(
             tokio::time::sleep(hold).await;
             cluster.heal_network();
         }
+        Fault::DelayAllLinks => {
+            inj.nodes = (1..=cluster.size()).collect();
+            cluster.delay_all(Duration::from_millis(50), Duration::from_millis(40));
+            tokio::time::sleep(hold).await;
+            cluster.heal_network();
+        }
+        Fault::KillDuringSnapshotInstall => {
+            let f = followers[0];
+            inj.nodes = vec![f];
+            inj.killed_mid_install = kill_during_snapshot_install(cluster, leader, f, hold).await?;
+        }
         Fault::PausedClientWrites => {
             let (rejected, accepted) = paused_client_writes(cluster.endpoints(), rec.clone(), client_id).await?;
             inj.stale_rejected = rejected;
@@ -144,6 +172,55 @@ pub async fn inject(
         .with_context(|| format!("no leader after healing {}", fault.name()))?;
     cluster.converge(Duration::from_secs(60)).await.with_context(|| format!("after healing {}", fault.name()))?;
     Ok(inj)
+}
+
+/// The flags under which [`Fault::KillDuringSnapshotInstall`] can happen within a fault's time:
+/// the leader snapshots and purges its log every few hundred entries.
+pub const SNAPSHOT_FLAGS: [&str; 4] = ["--snapshot-interval", "300", "--snapshot-keep-logs", "30"];
+
+/// Cuts follower `f` off until the leader has purged the log past what `f` applied (so `f` can
+/// only catch up from a snapshot), heals, and SIGKILLs `f` as soon as its log says it began
+/// receiving the snapshot; restarts it after `hold`. Returns whether the kill landed before
+/// the install was logged as done. Without the small snapshot interval of [`SNAPSHOT_FLAGS`]
+/// the purge does not come in time and `f` is only killed and restarted.
+async fn kill_during_snapshot_install(
+    cluster: &mut Cluster,
+    leader: u64,
+    f: u64,
+    hold: Duration,
+) -> anyhow::Result<bool> {
+    let applied = cluster.status(f).await.map_or(0, |s| s.applied_index);
+    for id in (1..=cluster.size()).filter(|&id| id != f) {
+        cluster.cut(f, id);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while cluster.status(leader).await.is_none_or(|s| s.purged_index <= applied) && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let count = |log: &str, what: &str| log.matches(what).count();
+    let before = cluster.log_of(f);
+    let (received, installed) =
+        (count(&before, "receiving a snapshot from the leader"), count(&before, "installed snapshot"));
+    cluster.heal_network();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut mid = false;
+    loop {
+        let log = cluster.log_of(f);
+        if count(&log, "receiving a snapshot from the leader") > received {
+            cluster.kill(f);
+            mid = count(&cluster.log_of(f), "installed snapshot") == installed;
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            cluster.kill(f);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    tokio::time::sleep(hold).await;
+    cluster.spawn(f)?;
+    Ok(mid)
 }
 
 const PAUSED_TTL: Duration = Duration::from_secs(2);

@@ -77,6 +77,9 @@ fn groups() -> Vec<Group> {
 pub async fn run(cfg: &RunConfig) -> anyhow::Result<Outcome> {
     let started = Instant::now();
     let mut flags = vec!["--watch-history".to_string(), "100000000".to_string()];
+    if cfg.faults.contains(&Fault::KillDuringSnapshotInstall) {
+        flags.extend(nemesis::SNAPSHOT_FLAGS.iter().map(|f| f.to_string()));
+    }
     flags.extend(cfg.server_flags.iter().cloned());
     let mut cluster = Cluster::start(cfg.tenured.clone(), cfg.nodes, &flags).await?;
     let result = run_on(&mut cluster, cfg, started).await;

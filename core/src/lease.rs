@@ -84,6 +84,7 @@ impl LeaseState {
         if !matches!(p.phase, Phase::Waiting | Phase::Held) {
             return;
         }
+        let sent = if crate::buggy::bound_from_receipt() { BootInstant::now() } else { sent };
         let until = sent + self.alive_window;
         if p.alive_until.is_none_or(|u| until > u) {
             p.alive_until = Some(until);

@@ -34,6 +34,7 @@
 
 #![warn(missing_docs)]
 
+mod buggy;
 mod client;
 mod clock;
 mod conn;
@@ -50,6 +51,9 @@ mod watch;
 pub mod blocking;
 
 pub use blocking::runtime;
+#[cfg(feature = "buggy")]
+#[doc(hidden)]
+pub use buggy::set_bound_from_receipt;
 pub use client::{Client, ClientBuilder, DEFAULT_ENDPOINT};
 pub use conn::RetryPolicy;
 pub use error::Error;

@@ -21,6 +21,9 @@ use crate::Error;
 
 /// A node sends a progress message at least every 2 s; three missed ones mean it is gone.
 const STALL: Duration = Duration::from_secs(6);
+/// Largest watch message accepted. Servers send about 1 MiB per message, more only when the
+/// events of one log index alone are larger.
+const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
 /// What happened to a request, in a [`LockEvent`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -33,7 +36,8 @@ pub enum LockEventKind {
     Released,
     /// The lease ran out on the leader's clock (held, or still queued if `token` is 0).
     Expired,
-    /// A queued request was given up before its grant.
+    /// A queued request was given up before its grant, or a release arrived for a request
+    /// not seen yet (its Acquire, if it comes, will be refused).
     Cancelled,
 }
 
@@ -159,6 +163,7 @@ impl WatchBuilder {
             finished: false,
         };
         watch.open().await?;
+        watch.pin_start().await?;
         Ok(watch)
     }
 }
@@ -171,7 +176,7 @@ pub struct Watch {
     next_index: u64,
     applied_index: u64,
     stream: Option<(String, Streaming<pb::WatchResponse>)>,
-    buffer: VecDeque<LockEvent>,
+    buffer: VecDeque<Result<LockEvent, Error>>,
     finished: bool,
 }
 
@@ -196,7 +201,7 @@ impl Watch {
     pub async fn next(&mut self) -> Option<Result<LockEvent, Error>> {
         loop {
             if let Some(e) = self.buffer.pop_front() {
-                return Some(Ok(e));
+                return Some(e);
             }
             if self.finished {
                 return None;
@@ -215,9 +220,14 @@ impl Watch {
                 Ok(Err(status)) => {
                     self.stream = None;
                     self.inner.conn.forget(&uri);
-                    if let Failure::Final(e) = classify(&status) {
-                        self.finished = true;
-                        return Some(Err(e));
+                    match classify(&status) {
+                        // Another node may still have the history: `open` tries each once.
+                        Failure::Final(Error::Compacted(_)) => {}
+                        Failure::Final(e) => {
+                            self.finished = true;
+                            return Some(Err(e));
+                        }
+                        _ => {}
                     }
                 }
                 Err(_) => {
@@ -229,6 +239,37 @@ impl Watch {
         }
     }
 
+    /// Waits for the stream's first message, which names the index it starts after. Until
+    /// then a watch "from now" has no index to resume from, and a reconnect would start from a
+    /// later "now" and skip events.
+    async fn pin_start(&mut self) -> Result<(), Error> {
+        let deadline = tokio::time::Instant::now() + self.inner.timeout.max(STALL);
+        while self.next_index == 0 {
+            if self.stream.is_none() {
+                self.open().await?;
+            }
+            let Some((uri, stream)) = self.stream.as_mut() else { continue };
+            let uri = uri.clone();
+            match tokio::time::timeout_at(deadline, stream.message()).await {
+                Ok(Ok(Some(msg))) => self.take(msg),
+                Ok(Ok(None)) => self.stream = None,
+                Ok(Err(status)) => {
+                    self.stream = None;
+                    self.inner.conn.forget(&uri);
+                    if let Failure::Final(e) = classify(&status) {
+                        return Err(e);
+                    }
+                }
+                Err(_) => {
+                    self.stream = None;
+                    self.inner.conn.forget(&uri);
+                    return Err(Error::Unavailable(format!("{uri} opened the watch but sent nothing")));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The highest log index this watch has seen applied: every matching event up to it has
     /// been received (though maybe not yet returned by [`Watch::next`]).
     pub fn applied_index(&self) -> u64 {
@@ -238,7 +279,12 @@ impl Watch {
     fn take(&mut self, msg: pb::WatchResponse) {
         for e in msg.events {
             if e.index >= self.next_index {
-                self.buffer.extend(LockEvent::from_pb(e));
+                let (index, kind) = (e.index, e.kind);
+                self.buffer.push_back(LockEvent::from_pb(e).ok_or_else(|| {
+                    Error::Internal(format!(
+                        "event of unknown kind {kind} at index {index}: the server is newer than this client"
+                    ))
+                }));
             }
         }
         self.applied_index = self.applied_index.max(msg.applied_index);
@@ -255,12 +301,17 @@ impl Watch {
         };
         let req = pb::WatchRequest { selector: Some(selector), start_index: self.next_index };
         let mut compacted = 0;
+        let answered = std::sync::Mutex::new(String::new());
         loop {
             let result = conn
                 .call("watch", Route::Any, self.inner.timeout, |ch| {
                     let r = conn.request(req.clone());
                     let uri = conn.target();
-                    async move { LocksClient::new(ch).watch(r).await.map(|s| (uri, s.into_inner())) }
+                    *answered.lock().unwrap_or_else(|p| p.into_inner()) = uri.clone();
+                    async move {
+                        let mut client = LocksClient::new(ch).max_decoding_message_size(MAX_MESSAGE_BYTES);
+                        client.watch(r).await.map(|s| (uri, s.into_inner()))
+                    }
                 })
                 .await;
             match result {
@@ -271,7 +322,7 @@ impl Watch {
                 Err(Error::Compacted(m)) if compacted + 1 < conn.endpoints().len() => {
                     compacted += 1;
                     tracing::debug!("watch: {m}; trying another node");
-                    conn.forget(&conn.target());
+                    conn.forget(&answered.lock().unwrap_or_else(|p| p.into_inner()));
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 Err(e) => return Err(e),

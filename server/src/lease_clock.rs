@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use openraft::ServerState;
 use tokio::sync::Notify;
 
+use crate::buggy::{self, Bug};
 use crate::lock::{CheckpointEntry, Command, CommandResult, Event, RequestState};
 use crate::propose::{now_ms, Proposer, RaftCallError, ReadRounds};
 use crate::raft::state_machine::{ApplyObserver, SharedState};
@@ -118,7 +119,10 @@ impl LeaseClock {
         s.receipts.clear();
         for l in applied.table.leases() {
             let ttl = Duration::from_millis(l.ttl_ms);
-            let left = l.checkpoint_ms.map_or(ttl, Duration::from_millis);
+            let mut left = l.checkpoint_ms.map_or(ttl, Duration::from_millis);
+            if buggy::active(Bug::NoLeaderGrace) {
+                left = Duration::ZERO;
+            }
             s.leases.insert(
                 l.request_id.to_string(),
                 Tracked {
@@ -216,7 +220,11 @@ impl LeaseClock {
         leases: &[(String, String)],
         receipt: Instant,
     ) -> Result<Vec<Renewal>, RaftCallError> {
-        rounds.round().await?;
+        let rides_earlier = buggy::active(Bug::RenewRidesEarlierRound)
+            && rounds.last_success_started().is_some_and(|t| t + buggy::STALE_ROUND >= receipt);
+        if !buggy::active(Bug::RenewWithoutRound) && !rides_earlier {
+            rounds.round().await?;
+        }
         let checked = self.renew_checked(shared, leases, receipt)?;
         let mut out = Vec::with_capacity(checked.len());
         for ((name, request_id), (renewal, path)) in leases.iter().zip(checked) {

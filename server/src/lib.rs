@@ -1,6 +1,7 @@
 //! tenure-server: the `tenured` node. See `DESIGN.md` for the model this implements.
 
 pub mod api;
+pub mod buggy;
 pub mod config;
 pub mod lease_clock;
 pub mod lock;

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -57,6 +58,29 @@ fn open_node_file(config: &Config) -> anyhow::Result<NodeFile> {
     }
 }
 
+/// Refuses a Db that sled recovered to an earlier state than this node acknowledged. sled stops
+/// its recovery at the first damaged or missing part of its data file and opens what came before
+/// without an error; only a torn tail (never acknowledged, as every append is fsynced before it
+/// is) may be dropped that way.
+fn check_recovered(log: &LogStore, applied: u64, acked: u64, data_file: &Path) -> anyhow::Result<()> {
+    let read = |e: crate::raft::StorageError| anyhow!("{}: reading the raft log: {e}", data_file.display());
+    let last = log.last_index().map_err(read)?;
+    let purged = log.last_purged_index().map_err(read)?;
+    if applied < purged {
+        bail!(
+            "{}: the state machine is at log index {applied}, but the log is purged up to {purged}: the data directory lost data; wipe it and re-add this node as a new member",
+            data_file.display()
+        );
+    }
+    if last.max(applied) < acked {
+        bail!(
+            "{}: the raft log ends at index {last} (state machine at {applied}), but this node acknowledged entries up to {acked} (node.toml): the data file was truncated or damaged and lost acknowledged entries; wipe the data directory and re-add this node as a new member",
+            data_file.display()
+        );
+    }
+    Ok(())
+}
+
 fn raft_config(config: &Config) -> anyhow::Result<Arc<openraft::Config>> {
     let c = openraft::Config {
         cluster_name: "tenure".into(),
@@ -75,22 +99,26 @@ fn raft_config(config: &Config) -> anyhow::Result<Arc<openraft::Config>> {
 /// Runs a node until `shutdown` resolves or Raft stops on a fatal error.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
     let node_file = open_node_file(&config)?;
+    let acked = node_file.state().last_acked_index;
+    let stored_before = {
+        let s = node_file.state();
+        !s.cluster_id.is_empty() || s.vote.is_some() || acked > 0
+    };
     let identity = Identity::new(config.id, Arc::new(Mutex::new(node_file)));
     let db_dir = config.data_dir.join("db");
-    let storage = Storage::open(&db_dir, config.cache_bytes)?;
-    let log_store = LogStore::open(storage.clone(), identity.file()).context("opening the raft log")?;
-    let acked = identity.file().lock().map_or(0, |f| f.state().last_acked_index);
-    let last = log_store.last_index().map_err(|e| anyhow!("{}: reading the raft log: {e}", db_dir.display()))?;
-    if last < acked {
-        bail!(
-            "{}: the raft log ends at index {last}, but this node acknowledged entries up to {acked}: the data directory lost data; wipe it and re-add this node as a new member",
-            db_dir.display()
-        );
+    if stored_before {
+        // sled would silently create a missing Db afresh.
+        Storage::check_present(&db_dir)?;
     }
+    let storage = Storage::open(&db_dir, config.cache_bytes)?;
+    let mut log_store = LogStore::open(storage.clone(), identity.file()).context("opening the raft log")?;
     let clock = Arc::new(LeaseClock::new());
     let sm =
         StateMachine::open(storage.clone(), &config.data_dir.join("snapshots"), clock.clone(), config.watch_history)
             .with_context(|| format!("{}: the state machine cannot be loaded", db_dir.display()))?;
+    let applied = sm.shared().read().last_applied.map_or(0, |l| l.index);
+    check_recovered(&log_store, applied, acked, storage.data_path())?;
+    log_store.purge_behind(sm.shared().applied_index());
     let shared = sm.shared();
     let network = Network::new(identity.clone(), config.peer_dial.clone().into_iter().collect::<HashMap<_, _>>());
     let raft = Raft::new(config.id, raft_config(&config)?, network.clone(), log_store, sm)

@@ -5,8 +5,8 @@
 //! [`ReadRounds`] shares one quorum round (`ensure_linearizable`) among every caller that arrived
 //! before it started; callers arriving during a round wait for the next one.
 
-use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use tokio::sync::{mpsc, oneshot, Semaphore};
@@ -141,11 +141,15 @@ async fn run_proposer(raft: Raft, caps: Caps, mut rx: mpsc::UnboundedReceiver<Pr
 #[derive(Clone)]
 pub struct ReadRounds {
     tx: mpsc::UnboundedSender<oneshot::Sender<Result<u64, RaftCallError>>>,
+    /// When the last successful round started (for the seeded bug that reuses it).
+    last_success: Arc<Mutex<Option<Instant>>>,
 }
 
 impl ReadRounds {
     pub fn start(raft: Raft) -> Self {
         let (tx, mut rx) = mpsc::unbounded_channel::<oneshot::Sender<Result<u64, RaftCallError>>>();
+        let last_success = Arc::new(Mutex::new(None));
+        let last = Arc::clone(&last_success);
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
                 let mut waiting = vec![first];
@@ -153,6 +157,7 @@ impl ReadRounds {
                     waiting.push(w);
                 }
                 // Every caller in `waiting` arrived before this round started.
+                let started = Instant::now();
                 let result = match raft.ensure_linearizable().await {
                     Ok(read) => Ok(read.map_or(0, |l| l.index)),
                     Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
@@ -163,12 +168,21 @@ impl ReadRounds {
                     }
                     Err(RaftError::Fatal(f)) => Err(RaftCallError::Stopped(f.to_string())),
                 };
+                if result.is_ok() {
+                    *last.lock().unwrap_or_else(|p| p.into_inner()) = Some(started);
+                }
                 for w in waiting {
                     let _ = w.send(result.clone());
                 }
             }
         });
-        Self { tx }
+        Self { tx, last_success }
+    }
+
+    /// When the last successful round started. Only a seeded bug may answer from it: a round
+    /// that started before a request arrived proves nothing about leadership at its arrival.
+    pub fn last_success_started(&self) -> Option<Instant> {
+        *self.last_success.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Waits for a quorum round that started after this call, and for the state machine to

@@ -185,3 +185,47 @@ async fn a_wiped_node_started_before_its_peers_stops_once_they_recognise_it() {
     let mut c = cluster.locks(leader).await;
     assert_eq!(holders_and_waiters(&mut c, "y").await.0, vec!["y-1".to_string()]);
 }
+
+/// DESIGN §3 checkpoints: a client that crashed holding a lock must not keep it forever just
+/// because leaders keep changing. Each leader here lives 2.6 s, shorter than the 4 s TTL, so a
+/// new leader that restarted the full TTL would never let the lease run out; with checkpoints
+/// (every TTL/2 the leader logs what is left) it runs out within about one TTL plus one leader
+/// change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_clients_lock_is_freed_while_leaders_die_faster_than_its_ttl() {
+    const TTL: Duration = Duration::from_secs(4);
+    const LIFE: Duration = Duration::from_millis(2600);
+    let mut cluster = Cluster::start(3, &[]).await;
+    let mut leader = cluster.leader().await;
+    let granted_at = Instant::now();
+    let mut c = cluster.locks(leader).await;
+    c.acquire(acquire_req("orphan", "crashed-client", TTL.as_millis() as u64, 0)).await.unwrap();
+    // The client crashes here: nothing renews the lease from now on.
+    let mut leader_since = granted_at;
+    let mut kills = 0;
+    let freed_at = loop {
+        let mut c = cluster.locks(leader).await;
+        let d = c.describe(pb::DescribeRequest { name: "orphan".into(), consistency: 0 }).await;
+        if d.is_ok_and(|d| d.get_ref().holders.is_empty()) {
+            break Instant::now();
+        }
+        assert!(granted_at.elapsed() < Duration::from_secs(40), "still held after 40 s and {kills} leader kills");
+        if leader_since.elapsed() >= LIFE {
+            cluster.kill(leader);
+            kills += 1;
+            cluster.spawn(leader);
+            leader = cluster.leader().await;
+            leader_since = Instant::now();
+            continue;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let held_for = freed_at - granted_at;
+    eprintln!("checkpoints: a crashed client's 4 s lease was freed after {held_for:?} and {kills} leader kills");
+    assert!(kills >= 1, "the lease ran out before any leader died ({held_for:?})");
+    assert!(held_for < 2 * TTL + LIFE, "freed only after {held_for:?} and {kills} leader kills");
+    // It ran out; nobody released it.
+    let mut c = cluster.locks(leader).await;
+    let again = c.acquire(acquire_req("orphan", "crashed-client", TTL.as_millis() as u64, 0)).await.unwrap_err();
+    assert!(again.message().contains("Expired"), "{}", again.message());
+}

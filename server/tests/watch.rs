@@ -43,6 +43,17 @@ async fn watch_streams_committed_events_and_resumes_across_nodes() {
     // Any node serves a watch: this client knows only a follower.
     let on_follower = Client::connect([cluster.addr(follower)]).await.unwrap();
     let mut watch = on_follower.watch_prefix("w/").start().await.unwrap();
+    assert!(watch.applied_index() > 0, "a watch from now is pinned to an index before start returns");
+    // The server's first message names that index at once (progress alone comes only every 2 s).
+    let mut raw = cluster.locks(follower).await;
+    let req = tenure_proto::v1::WatchRequest {
+        selector: Some(tenure_proto::v1::watch_request::Selector::Prefix("w/".into())),
+        start_index: 0,
+    };
+    let mut stream = raw.watch(req).await.unwrap().into_inner();
+    let first = tokio::time::timeout(Duration::from_millis(1500), stream.message()).await.expect("at once");
+    let first = first.unwrap().expect("a first message");
+    assert!(first.events.is_empty() && first.applied_index >= watch.applied_index(), "{first:?}");
 
     let a = client.lock("w/job").acquire().await.unwrap();
     let b_client = Client::builder().endpoints(all.clone()).owner("b").connect().await.unwrap();

@@ -4,7 +4,7 @@
 //! Each criterion is one function in its own file, with its own tests; [`check`] runs them all.
 //! Client operations are judged in real time (L1 linearizable, L1 exclusive holds); the
 //! committed events the nodes reported are merged into one stream in log order and judged on
-//! their own (L1 committed exclusion, L2, L6, L7) and against the clients' acknowledgements (L3,
+//! their own (L1 committed exclusion, L2, L6 including FIFO order, L7) and against the clients' acknowledgements (L3,
 //! L5).
 
 mod acked;
@@ -12,6 +12,7 @@ mod committed;
 mod double_grant;
 mod events;
 mod fence;
+mod fifo;
 mod holds;
 mod linearizable;
 mod log_time;
@@ -182,6 +183,7 @@ pub fn check(history: &History, opts: &CheckOptions) -> Report {
     holds::check_exclusive_holds(&history.holds, &mut violations);
     stats.unchecked_end_events = committed::check_committed(&merged, &mut violations);
     double_grant::check_double_grant(&merged.events, &mut violations);
+    fifo::check_fifo(&merged.events, merged.complete, &mut violations);
     if merged.complete {
         acked::check_acked(&history.ops, &merged.events, &mut violations);
     }

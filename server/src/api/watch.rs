@@ -1,9 +1,13 @@
 //! `Locks.Watch`: streams committed lock events from this node's applied state.
 //!
-//! Any node serves it. The stream follows the applied index: after each advance it reads the
-//! new entries' events from the event history (a few hundred indexes at a time, whole indexes per
-//! message) and sends those that match. A quiet stream still gets a progress message every
-//! [`PROGRESS_EVERY`], so a client can tell a live node from a dead connection.
+//! Any node serves it. The first message, sent at once, is an empty one whose `applied_index`
+//! is the index the stream starts after, so a client that asked for "from now" learns where that
+//! is before anything can be missed. The stream then follows the applied index: after each
+//! advance it reads the new entries' events from the event history (a few hundred indexes at a
+//! time) and sends those that match, whole indexes per message and about
+//! [`MESSAGE_BYTES`] at most (one index alone may exceed it). A quiet stream still gets a
+//! progress message every [`PROGRESS_EVERY`], so a client can tell a live node from a dead
+//! connection.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -24,8 +28,15 @@ pub type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchResponse, Statu
 
 /// Longest a watch stays silent.
 pub const PROGRESS_EVERY: Duration = Duration::from_secs(2);
-/// Log indexes read per step, so one message stays small.
+/// How long a node may be without a leader before it ends its watches.
+const LEADERLESS_GRACE: Duration = Duration::from_secs(4);
+/// Log indexes read per step.
 const INDEXES_PER_READ: u64 = 256;
+/// A message is sent once its events pass this size, at the next index boundary. Clients
+/// accept messages up to [`tenure`]'s 64 MiB, which one index cannot reach: an entry is at most
+/// 96 KiB of commands, and a release that grants many SHARED waiters at once is bounded by the
+/// queue cap.
+pub const MESSAGE_BYTES: usize = 1 << 20;
 
 /// Which locks a watch follows.
 enum Selector {
@@ -109,7 +120,11 @@ pub fn start(api: Arc<Api>, r: pb::WatchRequest) -> Result<WatchStream, ApiError
     let (tx, rx) = mpsc::channel(16);
     tokio::spawn(async move {
         let mut next = from;
+        if tx.send(Ok(pb::WatchResponse { events: Vec::new(), applied_index: from - 1 })).await.is_err() {
+            return;
+        }
         let mut last_sent = Instant::now();
+        let mut leaderless_since: Option<Instant> = None;
         loop {
             let to = *applied.borrow_and_update();
             while next <= to {
@@ -122,14 +137,24 @@ pub fn start(api: Arc<Api>, r: pb::WatchRequest) -> Result<WatchStream, ApiError
                     }
                 };
                 next = upto + 1;
-                let events: Vec<_> =
-                    events.into_iter().filter(|e| selector.matches(&e.event.name)).map(event_to_pb).collect();
-                if !events.is_empty() {
-                    if tx.send(Ok(pb::WatchResponse { events, applied_index: upto })).await.is_err() {
+                for message in messages(events, &selector, upto) {
+                    if tx.send(Ok(message)).await.is_err() {
                         return;
                     }
                     last_sent = Instant::now();
                 }
+                // A long backlog that matches nothing must not hold a runtime thread.
+                tokio::task::yield_now().await;
+            }
+            // A node cut off from the cluster would keep the stream alive with progress while it
+            // falls behind: past a grace, end it so the client resumes on another node.
+            if api.raft.metrics().borrow().current_leader.is_some() {
+                leaderless_since = None;
+            } else if leaderless_since.get_or_insert_with(Instant::now).elapsed() >= LEADERLESS_GRACE {
+                let why =
+                    format!("this node has had no leader for {LEADERLESS_GRACE:?}; resume the watch on another node");
+                let _ = tx.send(Err(ApiError::NoLeader(why).into())).await;
+                return;
             }
             if last_sent.elapsed() >= PROGRESS_EVERY {
                 let progress = pb::WatchResponse { events: Vec::new(), applied_index: next - 1 };
@@ -150,4 +175,64 @@ pub fn start(api: Arc<Api>, r: pb::WatchRequest) -> Result<WatchStream, ApiError
         }
     });
     Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)))
+}
+
+/// The matching events of indexes `..=upto` as messages of about [`MESSAGE_BYTES`], split only
+/// between indexes; the last message carries `upto`. No message when nothing matches.
+fn messages(events: Vec<StoredEvent>, selector: &Selector, upto: u64) -> Vec<pb::WatchResponse> {
+    use prost::Message;
+    let mut out = Vec::new();
+    let mut batch: Vec<pb::WatchEvent> = Vec::new();
+    let mut bytes = 0;
+    for e in events.into_iter().filter(|e| selector.matches(&e.event.name)) {
+        if bytes >= MESSAGE_BYTES && batch.last().is_some_and(|last| last.index != e.index) {
+            let applied_index = batch.last().map_or(0, |last| last.index);
+            out.push(pb::WatchResponse { events: std::mem::take(&mut batch), applied_index });
+            bytes = 0;
+        }
+        let e = event_to_pb(e);
+        bytes += e.encoded_len();
+        batch.push(e);
+    }
+    if !batch.is_empty() {
+        out.push(pb::WatchResponse { events: batch, applied_index: upto });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lock::HistoryEvent;
+
+    fn stored(index: u64, seq: u32, name: &str, owner_bytes: usize) -> StoredEvent {
+        StoredEvent {
+            index,
+            seq,
+            event: HistoryEvent {
+                kind: HistoryKind::Granted,
+                name: name.into(),
+                request_id: format!("r{index}.{seq}"),
+                token: index,
+                owner: "o".repeat(owner_bytes),
+                mode: Mode::Exclusive,
+                position: 0,
+                at_ms: 0,
+            },
+        }
+    }
+
+    #[test]
+    fn messages_split_by_size_only_between_indexes_and_the_last_carries_the_chunk_end() {
+        // Three indexes of two 400 KiB events each: 800 KiB, then past the cap.
+        let big = 400 << 10;
+        let events: Vec<_> = (10..13).flat_map(|i| [stored(i, 0, "a", big), stored(i, 1, "a", big)]).collect();
+        let out = messages(events, &Selector::Prefix(String::new()), 20);
+        let shape: Vec<(Vec<u64>, u64)> =
+            out.iter().map(|m| (m.events.iter().map(|e| e.index).collect(), m.applied_index)).collect();
+        assert_eq!(shape, vec![(vec![10, 10, 11, 11], 11), (vec![12, 12], 20)]);
+
+        let none = messages(vec![stored(5, 0, "b", 1)], &Selector::Name("a".into()), 9);
+        assert!(none.is_empty(), "nothing matches, nothing sent");
+    }
 }

@@ -370,6 +370,12 @@ impl Model {
         let (was_held, how, token) = match self.find(id) {
             None => {
                 self.tombstone(name, id, Finish::Cancelled, now);
+                ev.push(Event::Finished {
+                    name: name.to_owned(),
+                    request_id: id.to_owned(),
+                    how: Finish::Cancelled,
+                    token: 0,
+                });
                 return CommandResult::Release { was_held: false, was_queued: false };
             }
             Some(Place::Held(n, _)) | Some(Place::Queued(n, _)) if n != name => return invalid("name"),

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::command::*;
 use super::limits::{check_acquire_shape, check_key, check_name, check_request_id, check_value};
+use crate::buggy::{self, Bug};
 
 /// A lock-delay in force after a lease expired.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -460,7 +461,12 @@ impl LockTable {
     ) -> Result<AcquireOutcome, Refusal> {
         check_acquire_shape(a)?;
         if let Some(known) = self.request(&a.request_id) {
-            return self.repeated_acquire(a, known);
+            let finished = matches!(known, RequestState::Finished(_));
+            if !(finished && buggy::active(Bug::AcquireAfterRelease)) {
+                return self.repeated_acquire(a, known);
+            }
+            self.tombstones.remove(&a.request_id);
+            self.ledger.dirty.insert(RecordKey::Tombstone(a.request_id.clone()));
         }
         let shared = a.mode == Mode::Shared;
         let waiter = Waiter {
@@ -566,8 +572,9 @@ impl LockTable {
         check_request_id(request_id)?;
         let how = match self.request(request_id) {
             None => {
-                // A Release that overtook its Acquire: the tombstone makes the Acquire lose.
-                self.bury(name, request_id, Finish::Cancelled, now_ms);
+                // A Release that overtook its Acquire: the tombstone makes the Acquire lose, and
+                // watchers see the request cancelled.
+                self.finish(name, request_id, Finish::Cancelled, 0, now_ms, events);
                 return Ok(CommandResult::Release { was_held: false, was_queued: false });
             }
             Some(RequestState::Finished(ts)) if ts.name != name => {
@@ -660,10 +667,16 @@ impl LockTable {
             if !st.admits(head.mode, limit) {
                 break;
             }
-            let Some(w) = st.record.waiters.pop_front() else {
+            let skip_head = st.record.waiters.len() > 1 && buggy::active(Bug::GrantSkipsFifoHead);
+            let next = if skip_head { st.record.waiters.pop_back() } else { st.record.waiters.pop_front() };
+            let Some(w) = next else {
                 break;
             };
-            st.seqs.pop_front();
+            if skip_head {
+                st.seqs.pop_back();
+            } else {
+                st.seqs.pop_front();
+            }
             grant(st, &mut self.ledger, w, now_ms, events);
         }
     }

@@ -131,10 +131,15 @@ impl EventHistory {
             let range =
                 if to == u64::MAX { tree.range(event_key(from, 0)..) } else { tree.range(event_key(from, 0)..end) };
             for item in range {
-                let (k, v) = item.map_err(|e| HistoryError::Storage(e.to_string()))?;
+                // A snapshot install may drop the tree under this reader: that is COMPACTED.
+                let compacted_or = |e: HistoryError| match self.floor() {
+                    floor if from < floor => HistoryError::Compacted { from, floor },
+                    _ => e,
+                };
+                let (k, v) = item.map_err(|e| compacted_or(HistoryError::Storage(e.to_string())))?;
                 let Some((index, seq)) = parse_key(&k) else { continue };
-                let event =
-                    codec::decode(&v).map_err(|e| HistoryError::Storage(format!("event {index}/{seq}: {e}")))?;
+                let event = codec::decode(&v)
+                    .map_err(|e| compacted_or(HistoryError::Storage(format!("event {index}/{seq}: {e}"))))?;
                 out.push(StoredEvent { index, seq, event });
             }
         }

@@ -1,8 +1,8 @@
 //! Who this node is and which cluster it belongs to: the node id, the data directory's
 //! incarnation, the cluster id and the incarnations of peers it has met. Backed by `node.toml`.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 use tokio::sync::watch;
 
@@ -26,13 +26,27 @@ pub enum IdentityError {
 pub struct Identity {
     node_id: NodeId,
     file: Arc<Mutex<NodeFile>>,
+    /// What every node-to-node message needs from node.toml, readable without waiting on its
+    /// lock (held while node.toml is saved, which takes fsyncs). Updated after each save.
+    known: Arc<RwLock<Known>>,
     /// Set when a peer knows this node under another incarnation: the node must stop.
     replaced: Arc<watch::Sender<Option<String>>>,
 }
 
+struct Known {
+    incarnation: String,
+    cluster_id: String,
+    peers: BTreeMap<String, String>,
+}
+
 impl Identity {
     pub fn new(node_id: NodeId, file: Arc<Mutex<NodeFile>>) -> Self {
-        Self { node_id, file, replaced: Arc::new(watch::Sender::new(None)) }
+        let known = {
+            let f = file.lock().unwrap_or_else(|p| p.into_inner());
+            let s = f.state();
+            Known { incarnation: s.incarnation.clone(), cluster_id: s.cluster_id.clone(), peers: s.peers.clone() }
+        };
+        Self { node_id, file, known: Arc::new(RwLock::new(known)), replaced: Arc::new(watch::Sender::new(None)) }
     }
 
     /// Resolves with the reason once a peer has shown that this node's data directory was
@@ -43,10 +57,10 @@ impl Identity {
 
     /// Every incarnation this node knows, itself included.
     pub fn known_incarnations(&self) -> HashMap<NodeId, String> {
-        let file = self.lock();
+        let k = self.known();
         let mut known: HashMap<NodeId, String> =
-            file.state().peers.iter().filter_map(|(id, inc)| Some((id.parse().ok()?, inc.clone()))).collect();
-        known.insert(self.node_id, file.state().incarnation.clone());
+            k.peers.iter().filter_map(|(id, inc)| Some((id.parse().ok()?, inc.clone()))).collect();
+        known.insert(self.node_id, k.incarnation.clone());
         known
     }
 
@@ -62,21 +76,36 @@ impl Identity {
         self.file.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn known(&self) -> RwLockReadGuard<'_, Known> {
+        self.known.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Saves `change` to node.toml, then shows the saved state to readers.
+    fn save(&self, change: impl FnOnce(&mut super::node_file::NodeState)) -> Result<(), IdentityError> {
+        let mut file = self.lock();
+        file.update(change)?;
+        let s = file.state();
+        let mut known = self.known.write().unwrap_or_else(|p| p.into_inner());
+        known.cluster_id.clone_from(&s.cluster_id);
+        known.peers.clone_from(&s.peers);
+        Ok(())
+    }
+
     pub fn cluster_id(&self) -> String {
-        self.lock().state().cluster_id.clone()
+        self.known().cluster_id.clone()
     }
 
     pub fn incarnation(&self) -> String {
-        self.lock().state().incarnation.clone()
+        self.known().incarnation.clone()
     }
 
     /// The incarnation remembered for `peer`, or empty.
     pub fn peer_incarnation(&self, peer: NodeId) -> String {
-        self.lock().state().peers.get(&peer.to_string()).cloned().unwrap_or_default()
+        self.known().peers.get(&peer.to_string()).cloned().unwrap_or_default()
     }
 
     pub fn set_cluster_id(&self, cluster_id: &str) -> Result<(), IdentityError> {
-        Ok(self.lock().update(|s| s.cluster_id = cluster_id.to_string())?)
+        self.save(|s| s.cluster_id = cluster_id.to_string())
     }
 
     /// Remembers `peer`'s incarnation the first time it is seen.
@@ -84,13 +113,16 @@ impl Identity {
         if incarnation.is_empty() {
             return Ok(());
         }
-        let mut file = self.lock();
-        let known = file.state().peers.get(&peer.to_string()).cloned().unwrap_or_default();
+        let known = self.peer_incarnation(peer);
         if known.is_empty() {
-            file.update(|s| {
-                s.peers.insert(peer.to_string(), incarnation.to_string());
+            self.save(|s| {
+                // Checked again under node.toml's lock: the first incarnation seen wins.
+                s.peers.entry(peer.to_string()).or_insert_with(|| incarnation.to_string());
             })?;
-            Ok(())
+            match self.peer_incarnation(peer) {
+                known if known == incarnation => Ok(()),
+                known => Err(IdentityError::Replaced { node: peer, found: incarnation.to_string(), expected: known }),
+            }
         } else if known == incarnation {
             Ok(())
         } else {

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::storage::fail_point;
 use super::{NodeId, Vote};
 
 pub const NODE_FILE: &str = "node.toml";
@@ -38,8 +39,9 @@ pub struct NodeState {
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeFileError {
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    // Not a `#[source]`: the message already carries it, and `{:#}` would print it twice.
+    #[error("{path}: cannot {action}: {error}")]
+    Io { path: PathBuf, action: &'static str, error: std::io::Error },
     #[error("{path} is damaged ({reason}); to recover, wipe the data directory and re-add this node as a new member")]
     Damaged { path: PathBuf, reason: String },
     #[error("{path} has format {found}, this build reads format {FORMAT}")]
@@ -63,8 +65,11 @@ impl NodeFile {
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
                 return Err(NodeFileError::Damaged { path, reason: "not UTF-8".into() })
             }
-            Err(source) => return Err(NodeFileError::Io { path, source }),
+            Err(error) => return Err(NodeFileError::Io { path, action: "read it", error }),
         };
+        if text.trim().is_empty() {
+            return Err(NodeFileError::Damaged { path, reason: "the file is empty".into() });
+        }
         let state: NodeState =
             toml::from_str(&text).map_err(|e| NodeFileError::Damaged { path: path.clone(), reason: e.to_string() })?;
         if state.format != FORMAT {
@@ -112,7 +117,9 @@ impl NodeFile {
         let path = self.dir.join(NODE_FILE);
         let text = toml::to_string(&self.state)
             .map_err(|e| NodeFileError::Damaged { path: path.clone(), reason: e.to_string() })?;
-        write_durably(&path, text.as_bytes()).map_err(|source| NodeFileError::Io { path, source })
+        fail_point("node-file-save")
+            .and_then(|()| write_durably(&path, text.as_bytes()))
+            .map_err(|error| NodeFileError::Io { path, action: "save it (write, fsync, rename)", error })
     }
 }
 
@@ -161,5 +168,13 @@ mod tests {
         fs::write(dir.path().join(NODE_FILE), b"node_id = [garbage").unwrap();
         let err = NodeFile::open(dir.path()).unwrap_err().to_string();
         assert!(err.contains("node.toml") && err.contains("damaged"), "{err}");
+    }
+
+    #[test]
+    fn empty_node_file_is_reported_as_damaged() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(NODE_FILE), b"").unwrap();
+        let err = NodeFile::open(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("node.toml is damaged (the file is empty)"), "{err}");
     }
 }

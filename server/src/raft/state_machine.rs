@@ -262,6 +262,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>, StorageError> {
+        tracing::info!("receiving a snapshot from the leader");
         let path = self.snapshot_dir.join(format!("incoming-{}.part", random_id()));
         let file = tokio::fs::OpenOptions::new()
             .read(true)

@@ -2,7 +2,8 @@
 //!
 //! sled 0.34's `flush_async` ends in `sync_file_range`, which neither persists the file size nor
 //! flushes the drive cache, so [`Storage::sync`] also `fdatasync`s sled's data file. Any storage
-//! error is fatal: callers hand it to openraft as a `StorageError`, which stops the node.
+//! error is fatal: callers hand it to openraft as a `StorageError`, which stops the node, and the
+//! error names the operation and the file.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -12,13 +13,18 @@ use std::sync::Arc;
 pub const TREE_LOG: &str = "raft_log";
 pub const TREE_LOG_META: &str = "raft_meta";
 pub const TREE_SM_META: &str = "sm_meta";
+/// sled's data file inside the Db directory.
+pub const DATA_FILE: &str = "db";
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     #[error("{path}: cannot open the database: {reason}; if it is damaged, wipe the data directory and re-add this node as a new member")]
     Damaged { path: PathBuf, reason: String },
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    // Not a `#[source]`: the message already carries it, and `{:#}` would print it twice.
+    #[error("{path}: cannot {action}: {error}")]
+    Io { path: PathBuf, action: &'static str, error: std::io::Error },
+    #[error("{path} is missing, but node.toml shows this node has stored Raft state; the data directory was damaged: wipe it and re-add this node as a new member")]
+    Missing { path: PathBuf },
 }
 
 /// A node's sled Db plus the handle used to fdatasync its data file.
@@ -26,12 +32,22 @@ pub enum OpenError {
 pub struct Storage {
     pub db: sled::Db,
     data_file: Arc<File>,
+    data_path: Arc<PathBuf>,
 }
 
 impl Storage {
     /// Opens (or creates) the sled Db in `dir`. sled can panic on a corrupt directory; that is
     /// caught and reported as [`OpenError::Damaged`], never turned into an empty start.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, OpenError> {
+        // sled's own errors do not say which file failed: try its files first.
+        for name in [DATA_FILE, "conf"] {
+            let path = dir.join(name);
+            match std::fs::OpenOptions::new().read(true).write(true).open(&path) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(error) => return Err(OpenError::Io { path, action: "open it for reading and writing", error }),
+            }
+        }
         let config = sled::Config::new().path(dir).cache_capacity(cache_bytes).flush_every_ms(Some(500));
         let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || config.open()));
         let db = match opened {
@@ -46,19 +62,105 @@ impl Storage {
                 return Err(OpenError::Damaged { path: dir.to_path_buf(), reason });
             }
         };
-        let data_path = dir.join("db");
-        let data_file = File::open(&data_path).map_err(|source| OpenError::Io { path: data_path, source })?;
-        Ok(Self { db, data_file: Arc::new(data_file) })
+        let data_path = dir.join(DATA_FILE);
+        let data_file = File::open(&data_path).map_err(|error| OpenError::Io {
+            path: data_path.clone(),
+            action: "open it",
+            error,
+        })?;
+        Ok(Self { db, data_file: Arc::new(data_file), data_path: Arc::new(data_path) })
     }
 
-    /// Makes every write so far durable: sled flush, then fdatasync of the data file.
+    /// For a node that has stored Raft state before: refuses a Db directory or data file that
+    /// has gone missing, which sled would otherwise silently recreate empty.
+    pub fn check_present(dir: &Path) -> Result<(), OpenError> {
+        for path in [dir.to_path_buf(), dir.join(DATA_FILE)] {
+            match std::fs::symlink_metadata(&path) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(OpenError::Missing { path }),
+                Err(error) => return Err(OpenError::Io { path, action: "look it up", error }),
+            }
+        }
+        Ok(())
+    }
+
+    /// sled's data file.
+    pub fn data_path(&self) -> &Path {
+        &self.data_path
+    }
+
+    /// Makes every write so far durable: sled flush, then fdatasync of the data file. The error
+    /// names the step and the file.
     pub async fn sync(&self) -> std::io::Result<()> {
-        self.db.flush_async().await.map_err(std::io::Error::other)?;
+        fail_point("storage-sync").map_err(|e| self.failed("flushing", e))?;
+        self.db.flush_async().await.map_err(|e| self.failed("flushing", sled_io(e)))?;
         let file = self.data_file.clone();
-        tokio::task::spawn_blocking(move || file.sync_data()).await.map_err(std::io::Error::other)?
+        tokio::task::spawn_blocking(move || file.sync_data())
+            .await
+            .map_err(std::io::Error::other)?
+            .map_err(|e| self.failed("fdatasync of", e))
+    }
+
+    /// `e` with the operation and sled's data file in its message; the kind is kept.
+    pub fn failed(&self, operation: &str, e: std::io::Error) -> std::io::Error {
+        std::io::Error::new(e.kind(), format!("{operation} {}: {e}", self.data_path.display()))
     }
 
     pub fn tree(&self, name: &str) -> std::io::Result<sled::Tree> {
         self.db.open_tree(name).map_err(std::io::Error::other)
+    }
+}
+
+/// A sled error as an `io::Error`, keeping the kind of an I/O failure (e.g. no space left).
+pub fn sled_io(e: sled::Error) -> std::io::Error {
+    match e {
+        sled::Error::Io(io) => os_error_of(&io).unwrap_or(io),
+        other => std::io::Error::other(other),
+    }
+}
+
+/// sled re-wraps OS errors as text (`Os { code: 28, kind: StorageFull, .. }`); recovers the OS
+/// error, so the message reads "No space left on device (os error 28)".
+fn os_error_of(io: &std::io::Error) -> Option<std::io::Error> {
+    if io.raw_os_error().is_some() {
+        return None;
+    }
+    let text = io.to_string();
+    let rest = text.strip_prefix("Os { code: ")?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok().map(std::io::Error::from_raw_os_error)
+}
+
+/// Fail point `name` (feature `buggy` only, configured by the `FAILPOINTS` environment variable):
+/// with the action `return` the storage operation fails with an injected I/O error. Normal builds
+/// compile this to `Ok(())`.
+#[cfg(feature = "buggy")]
+pub(crate) fn fail_point(name: &str) -> std::io::Result<()> {
+    fail::fail_point!(name, |arg: Option<String>| Err(std::io::Error::other(format!(
+        "injected I/O error (fail point {name}{})",
+        arg.map(|a| format!(": {a}")).unwrap_or_default()
+    ))));
+    Ok(())
+}
+
+#[cfg(not(feature = "buggy"))]
+#[inline(always)]
+pub(crate) fn fail_point(_name: &str) -> std::io::Result<()> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_os_error_rewrapped_by_sled_reads_as_the_os_error() {
+        let wrapped = std::io::Error::new(
+            std::io::ErrorKind::StorageFull,
+            format!("{:?}", std::io::Error::from_raw_os_error(28)),
+        );
+        let e = sled_io(sled::Error::Io(wrapped));
+        assert_eq!(e.raw_os_error(), Some(28));
+        assert!(e.to_string().contains("(os error 28)"), "{e}");
     }
 }
