@@ -93,26 +93,6 @@ async fn restarting_all_three_nodes_keeps_every_lock_and_the_token_counter() {
     assert!(r.lease.expect("granted").token > last_token, "the token counter kept increasing");
 }
 
-/// Runs `cmd` and waits (bounded) for it to exit; returns (exited unsuccessfully, its output).
-fn run_expecting_refusal(mut cmd: std::process::Command) -> (bool, String) {
-    let out = tempfile::NamedTempFile::new().expect("tmp");
-    cmd.stdout(out.reopen().expect("out")).stderr(out.reopen().expect("out"));
-    let mut child = cmd.spawn().expect("spawn");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let refused = loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            break !status.success();
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    (refused, std::fs::read_to_string(out.path()).unwrap_or_default())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_refuses_another_nodes_data_directory_and_a_wiped_one() {
     let mut cluster = Cluster::start(3, &[]).await;
@@ -123,20 +103,20 @@ async fn a_node_refuses_another_nodes_data_directory_and_a_wiped_one() {
     // Node 3 started on node 2's data directory.
     cluster.kill(3);
     let node2_dir = cluster.node(2).data_dir.clone();
-    let (refused, out) = run_expecting_refusal(cluster.command(3, &node2_dir));
+    let (refused, out) = disk::start_expecting_refusal(cluster.command(3, &node2_dir));
     assert!(refused && out.contains("belongs to node 2"), "{out}");
 
     // Node 3 with its directory wiped, beside the running cluster.
     let dir3 = cluster.node(3).data_dir.clone();
     std::fs::remove_dir_all(&dir3).expect("wipe");
-    let (refused, out) = run_expecting_refusal(cluster.command(3, &dir3));
+    let (refused, out) = disk::start_expecting_refusal(cluster.command(3, &dir3));
     assert!(refused && out.contains("wiped"), "{out}");
 
     // A damaged directory is refused with the file named.
     let dir2 = cluster.node(2).data_dir.clone();
     cluster.kill(2);
     std::fs::write(dir2.join("node.toml"), b"\xff\xfe not toml").expect("damage");
-    let (refused, out) = run_expecting_refusal(cluster.command(2, &dir2));
+    let (refused, out) = disk::start_expecting_refusal(cluster.command(2, &dir2));
     assert!(refused && out.contains("node.toml"), "{out}");
 }
 
