@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use prost::Message;
 use tenure_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
@@ -9,6 +10,11 @@ use super::error::ApiError;
 use super::locks::page_size;
 use super::Api;
 use crate::lock::{limits, Command, CommandResult, Fence};
+
+/// A List page stops short of `page_size` rather than grow past this many bytes: 1000 values of
+/// 64 KiB would be 64 MiB, far beyond a default gRPC client's 4 MiB message limit. One item
+/// (at most 1 KiB of key and 64 KiB of value) always fits.
+const MAX_PAGE_BYTES: usize = 1024 * 1024;
 
 pub struct KvService {
     api: Arc<Api>,
@@ -83,13 +89,20 @@ impl pb::kv_server::Kv for KvService {
         self.api.read_barrier(r.consistency).await?;
         let state = self.api.state.read();
         let after = (!r.page_token.is_empty()).then_some(r.page_token.as_slice());
-        let (items, next) = state.table.kv_list(&r.prefix, after, page_size);
-        Ok(Response::new(pb::ListKeysResponse {
-            items: items
-                .into_iter()
-                .map(|(k, e)| pb::KeyValue { key: k.to_vec(), value: e.value.clone(), revision: e.revision })
-                .collect(),
-            next_page_token: next.unwrap_or_default(),
-        }))
+        let (page, mut next) = state.table.kv_list(&r.prefix, after, page_size);
+        let mut items: Vec<pb::KeyValue> = Vec::with_capacity(page.len());
+        let mut bytes = 0;
+        for (k, e) in page {
+            let item = pb::KeyValue { key: k.to_vec(), value: e.value.clone(), revision: e.revision };
+            // Each item costs its own length plus a tag and a length prefix of at most 4 bytes.
+            let len = item.encoded_len() + 4;
+            if let Some(last) = items.last().filter(|_| bytes + len > MAX_PAGE_BYTES) {
+                next = Some(last.key.clone());
+                break;
+            }
+            bytes += len;
+            items.push(item);
+        }
+        Ok(Response::new(pb::ListKeysResponse { items, next_page_token: next.unwrap_or_default() }))
     }
 }

@@ -250,7 +250,15 @@ impl pb::locks_server::Locks for LocksService {
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         tokio::spawn(async move {
             while let Some(msg) = incoming.next().await {
-                let Ok(msg) = msg else { break };
+                let msg = match msg {
+                    Ok(msg) => msg,
+                    Err(status) => {
+                        // A message that does not decode ends the stream with its error, so
+                        // the client learns why rather than seeing a clean end.
+                        let _ = tx.send(Err(status)).await;
+                        break;
+                    }
+                };
                 let receipt = Instant::now();
                 let reply = keep_alive_once(&api, msg, receipt).await;
                 if tx.send(Ok(reply)).await.is_err() {

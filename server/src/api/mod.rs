@@ -60,10 +60,18 @@ impl Api {
         }
     }
 
-    /// Before a read: a quorum round for LINEARIZABLE (leader only), nothing for STALE.
+    /// Before a read: a quorum round for LINEARIZABLE (leader only), nothing for STALE. Any
+    /// other value is refused, as an unknown lock mode is: it is not silently linearizable.
     pub async fn read_barrier(&self, consistency: i32) -> Result<(), ApiError> {
-        if consistency == Consistency::Stale as i32 {
-            return Ok(());
+        match Consistency::try_from(consistency) {
+            Ok(Consistency::Stale) => return Ok(()),
+            Ok(Consistency::Linearizable) => {}
+            Err(_) => {
+                return Err(ApiError::invalid(
+                    "consistency",
+                    format!("consistency must be LINEARIZABLE (0) or STALE (1), got {consistency}"),
+                ))
+            }
         }
         self.require_leader()?;
         self.rounds.round().await?;

@@ -144,6 +144,13 @@ impl Identity {
         if to != self.node_id {
             return Err(IdentityError::WrongNode { me: self.node_id, to });
         }
+        let ours = self.cluster_id();
+        // A message from another cluster (a peer address that now reaches some other cluster's
+        // node, e.g. after a port was reused) says nothing about this node's own directory:
+        // refuse it before judging the incarnation it expects.
+        if !ours.is_empty() && !cluster_id.is_empty() && ours != cluster_id {
+            return Err(IdentityError::ClusterMismatch { ours, theirs: cluster_id.to_string() });
+        }
         let mine = self.incarnation();
         let expected = known.get(&self.node_id).map(String::as_str).filter(|e| !e.is_empty()).unwrap_or(to_incarnation);
         if !expected.is_empty() && expected != mine {
@@ -152,7 +159,6 @@ impl Identity {
             self.replaced.send_replace(Some(err.to_string()));
             return Err(err);
         }
-        let ours = self.cluster_id();
         if ours.is_empty() {
             if !cluster_id.is_empty() {
                 tracing::info!(cluster_id, from, "joined cluster");
@@ -170,5 +176,36 @@ impl Identity {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity(dir: &std::path::Path, node_id: NodeId, cluster_id: &str) -> Identity {
+        let file = NodeFile::create(dir, node_id).expect("node file");
+        let id = Identity::new(node_id, Arc::new(Mutex::new(file)));
+        if !cluster_id.is_empty() {
+            id.set_cluster_id(cluster_id).expect("cluster id");
+        }
+        id
+    }
+
+    #[test]
+    fn a_message_from_another_cluster_is_refused_without_stopping_this_node() {
+        // Found by the chaos harness: a port freed by another cluster's node was reused by this
+        // one, and that cluster's node 2 still dialled it, expecting its own node 1.
+        let dir = tempfile::tempdir().expect("tmp");
+        let me = identity(dir.path(), 1, "ours");
+        let theirs = HashMap::from([(1, "their-node-1".to_string())]);
+        let r = me.check_incoming("theirs", 2, 1, "their-node-2", "their-node-1", &theirs);
+        assert!(matches!(r, Err(IdentityError::ClusterMismatch { .. })), "{r:?}");
+        assert!(me.replaced().borrow().is_none(), "this node's directory was not replaced");
+
+        // From its own cluster, a different expected incarnation does mean a replaced directory.
+        let r = me.check_incoming("ours", 2, 1, "node-2", "an-older-node-1", &HashMap::new());
+        assert!(matches!(r, Err(IdentityError::Replaced { .. })), "{r:?}");
+        assert!(me.replaced().borrow().is_some());
     }
 }

@@ -17,6 +17,7 @@ use tenure_proto::v1::locks_client::LocksClient;
 use tonic::transport::Channel;
 
 pub mod disk;
+pub mod frames;
 pub mod proxy;
 
 pub const TENURED: &str = env!("CARGO_BIN_EXE_tenured");
