@@ -62,9 +62,17 @@ fn main() -> ExitCode {
         }
     };
     let work = async {
-        match args.seeded.clone() {
-            Some(bugs) => seeded(args, bugs).await,
-            None => campaign(args).await,
+        let run = async {
+            match args.seeded.clone() {
+                Some(bugs) => seeded(args, bugs).await,
+                None => campaign(args).await,
+            }
+        };
+        // On SIGINT or SIGTERM the run is dropped, and with it its cluster, whose nodes are
+        // killed: a campaign stopped early leaves no `tenured` behind to dial reused ports.
+        tokio::select! {
+            r = run => r,
+            why = stop_signal() => Err(anyhow!("stopped by {why}")),
         }
     };
     match runtime.block_on(work) {
@@ -116,6 +124,17 @@ async fn campaign(args: Args) -> anyhow::Result<bool> {
     }
     print_summary(&outcomes, started.elapsed());
     Ok(outcomes.iter().all(Outcome::passed))
+}
+
+async fn stop_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+        (Ok(mut int), Ok(mut term)) => tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        },
+        _ => std::future::pending().await,
+    }
 }
 
 #[cfg(not(feature = "buggy"))]
