@@ -32,7 +32,7 @@ fi
 
 # ---- phases ---------------------------------------------------------------------------------
 
-PHASES=(fmt clippy test chaos)
+PHASES=(fmt clippy test sdk_python sdk_c bench chaos)
 
 phase_fmt() {
     cargo fmt --all -- --check
@@ -52,6 +52,24 @@ phase_test() {
     # set is the one ci/chaos.sh builds its seeded binaries with, so they share the compile.
     cargo test "${CARGO_LOCKED[@]}" -p tenure-server --features tenure-server/buggy,tenure/buggy --test disk \
         "${CARGO_PROFILE[@]}" 2>&1 | tee -a "$TEST_RESULTS"
+}
+
+# The Python SDK: a fresh venv, `pip install ./sdk-python`, stubtest, mypy, ruff, pytest against
+# a 3-node cluster.
+phase_sdk_python() {
+    ci/sdk-python.sh
+}
+
+# The C SDK: header freshness, CMake build, ctest (shared and static) against a 3-node cluster,
+# C++ compile check, install + pkg-config + find_package, valgrind.
+phase_sdk_c() {
+    ci/sdk-c.sh
+}
+
+# The quick benchmark against etcd (about 2 minutes), so ci/bench.sh keeps working; its figures
+# are printed, never asserted.
+phase_bench() {
+    ci/bench.sh
 }
 
 # The short chaos mode: every seeded bug caught, then one 3-node cluster under every fault once,
@@ -146,6 +164,8 @@ main() {
     done
 
     echo "== tenure tests in $ROOT: phases ${selected[*]}"
+    # etcd-client (the benchmark's etcd driver) compiles etcd's .proto files with a system protoc.
+    ci/apt.sh protoc:protobuf-compiler
     for name in "${selected[@]}"; do
         run_phase "$name"
         ((INTERRUPTED)) && break

@@ -71,10 +71,11 @@ pub struct Settings {
     /// Raft heartbeat interval in ms [default: 100]
     #[arg(long, env = "TENURE_HEARTBEAT_MS")]
     pub heartbeat_ms: Option<u64>,
-    /// Raft election timeout, lower bound in ms [default: 400]
+    /// Raft election timeout, lower bound in ms [default: 250]. openraft 0.9 adds the upper bound
+    /// (its leader lease) before a follower that heard from a leader starts an election.
     #[arg(long, env = "TENURE_ELECTION_MIN_MS")]
     pub election_min_ms: Option<u64>,
-    /// Raft election timeout, upper bound in ms [default: 800]
+    /// Raft election timeout, upper bound in ms [default: 500]
     #[arg(long, env = "TENURE_ELECTION_MAX_MS")]
     pub election_max_ms: Option<u64>,
     /// Build a snapshot every this many log entries, and purge the log behind it [default: 10000]
@@ -237,8 +238,8 @@ impl Settings {
             None => BTreeMap::new(),
         };
         let heartbeat_ms = s.heartbeat_ms.unwrap_or(100);
-        let election_min_ms = s.election_min_ms.unwrap_or(400);
-        let election_max_ms = s.election_max_ms.unwrap_or(800);
+        let election_min_ms = s.election_min_ms.unwrap_or(250);
+        let election_max_ms = s.election_max_ms.unwrap_or(500);
         if heartbeat_ms == 0 || election_min_ms <= heartbeat_ms || election_max_ms <= election_min_ms {
             return Err(ConfigError(format!(
                 "timings must satisfy 0 < heartbeat-ms < election-min-ms < election-max-ms, got {heartbeat_ms} / {election_min_ms} / {election_max_ms}"

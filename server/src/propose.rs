@@ -19,8 +19,12 @@ const MAX_BATCH: usize = 4096;
 /// Most payload bytes in one entry (roughly): keeps every entry far below the node-to-node
 /// message limit and below sled's blob threshold, above which sled writes a separate file.
 const MAX_BATCH_BYTES: usize = 96 * 1024;
-/// Entries in flight at once: while one is being flushed and replicated, the next fills up.
-const IN_FLIGHT: usize = 4;
+/// Entries in flight at once. openraft 0.9 appends one entry at a time and waits for its flush
+/// inside its core loop, so a second entry in flight would not overlap the first's I/O; it would
+/// only split the waiting commands into smaller entries. With one, every command that arrives
+/// while an entry is out joins the next (docs/BENCHMARKS.md: 64 workers need 0.06 entries per
+/// acquire+release pair with one, 0.19 with four).
+const IN_FLIGHT: usize = 1;
 
 /// Why a proposal or read round did not complete.
 #[derive(Clone, Debug, thiserror::Error)]

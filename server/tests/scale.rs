@@ -260,14 +260,67 @@ async fn a_million_held_locks_converge_list_whole_and_survive_a_restart_of_every
         let names = list_all(&cluster, id, "scale/", pb::Consistency::Stale).await;
         assert!(names == expected, "after the restart node {id} lists {} locks, not {n}", names.len());
     }
-    let mut c = cluster.locks(leader_id).await;
+    let leader = AtomicU64::new(leader_id);
     for &i in &sample {
-        let d = pb::DescribeRequest { name: scale_name(i), consistency: 0 };
-        let d = c.describe(d).await.unwrap().into_inner();
+        let d = describe_on_leader(&clients, &leader, &scale_name(i)).await;
         let holders: Vec<(String, u64)> = d.holders.into_iter().map(|h| (h.request_id, h.token)).collect();
         assert_eq!(holders, vec![(format!("s{i:07}"), tokens[i])], "lock {i} after the restart");
     }
     println!("{} sampled locks kept their holder and token; total {:.1?}", sample.len(), started.elapsed());
+    for id in 1..=3 {
+        let log = cluster.log_of(id);
+        let terms: Vec<String> = log
+            .lines()
+            .filter(|l| l.contains("leader lease clock started"))
+            .map(|l| {
+                let words: Vec<String> = plain(l)
+                    .split_whitespace()
+                    .filter(|w| w.starts_with("term=") || w.starts_with("leases="))
+                    .map(str::to_string)
+                    .collect();
+                format!("({})", words.join(" "))
+            })
+            .collect();
+        println!("node {id} became leader {} time(s): {}", terms.len(), terms.join(", "));
+    }
+}
+
+/// A log line without its colour codes.
+fn plain(line: &str) -> String {
+    let mut out = String::new();
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().find(|&c| c == 'm');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A linearizable Describe, following the leader if it moves.
+async fn describe_on_leader(clients: &BTreeMap<u64, Locks>, leader: &AtomicU64, name: &str) -> pb::DescribeResponse {
+    for attempt in 0..50 {
+        let id = leader.load(Ordering::Relaxed);
+        let mut c = clients[&id].clone();
+        match c.describe(pb::DescribeRequest { name: name.into(), consistency: 0 }).await {
+            Ok(d) => return d.into_inner(),
+            Err(st) => match retry_on(&st, id) {
+                Some(next) => {
+                    println!(
+                        "  describe {name} on node {id}: {:?} {}; now asking node {next}",
+                        st.code(),
+                        st.message()
+                    );
+                    leader.store(next, Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(20 * (attempt + 1))).await;
+                }
+                None => panic!("describe {name}: {:?} {}", st.code(), st.message()),
+            },
+        }
+    }
+    panic!("describe {name} kept failing");
 }
 
 /// One waiter's place: (position it was given, request id).

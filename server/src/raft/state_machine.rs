@@ -390,6 +390,7 @@ fn snapshot_index(path: &Path) -> Option<u64> {
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let started = std::time::Instant::now();
         let file = {
             let s = self.shared.read();
             let last_log_id = s.last_applied;
@@ -407,7 +408,13 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         // Opened before it can be replaced: an open file stays readable after its deletion.
         let f = tokio::fs::File::open(&path).await.map_err(|e| snap_err(ErrorVerb::Read, e))?;
         self.set_current_snapshot(&file.meta, path);
-        tracing::info!(snapshot_id = %file.meta.snapshot_id, records = file.records.len(), "built snapshot");
+        tracing::info!(
+            snapshot_id = %file.meta.snapshot_id,
+            records = file.records.len(),
+            bytes = bytes.len(),
+            took_ms = started.elapsed().as_millis() as u64,
+            "built snapshot"
+        );
         Ok(Snapshot { meta: file.meta, snapshot: Box::new(f) })
     }
 }

@@ -7,7 +7,9 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex};
+
+use tokio::sync::oneshot;
 
 /// Trees of the node's sled Db.
 pub const TREE_LOG: &str = "raft_log";
@@ -31,8 +33,28 @@ pub enum OpenError {
 #[derive(Clone)]
 pub struct Storage {
     pub db: sled::Db,
-    data_file: Arc<File>,
     data_path: Arc<PathBuf>,
+    flusher: Arc<Mutex<mpsc::Sender<FlushWaiter>>>,
+}
+
+/// Answered with the failed step and its error, if the flush failed.
+type FlushWaiter = oneshot::Sender<Result<(), (&'static str, std::io::ErrorKind, String)>>;
+
+/// The thread that makes writes durable: it takes every waiting request, runs one sled flush
+/// and one fdatasync for all of them, and answers each. One thread hop per flush (instead of
+/// sled's pool, then a blocking task) and one flush for callers that arrive together.
+fn run_flusher(db: sled::Db, data_file: File, requests: mpsc::Receiver<FlushWaiter>) {
+    while let Ok(first) = requests.recv() {
+        let mut waiting = vec![first];
+        waiting.extend(requests.try_iter());
+        let result = match db.flush() {
+            Err(e) => Err(("flushing", sled_io(e))),
+            Ok(_) => data_file.sync_data().map_err(|e| ("fdatasync of", e)),
+        };
+        for w in waiting {
+            let _ = w.send(result.as_ref().map(|_| ()).map_err(|(op, e)| (*op, e.kind(), e.to_string())));
+        }
+    }
 }
 
 impl Storage {
@@ -68,7 +90,13 @@ impl Storage {
             action: "open it",
             error,
         })?;
-        Ok(Self { db, data_file: Arc::new(data_file), data_path: Arc::new(data_path) })
+        let (tx, rx) = mpsc::channel();
+        let flush_db = db.clone();
+        std::thread::Builder::new()
+            .name("storage-flush".into())
+            .spawn(move || run_flusher(flush_db, data_file, rx))
+            .map_err(|error| OpenError::Io { path: data_path.clone(), action: "start its flush thread for", error })?;
+        Ok(Self { db, data_path: Arc::new(data_path), flusher: Arc::new(Mutex::new(tx)) })
     }
 
     /// For a node that has stored Raft state before: refuses a Db directory or data file that
@@ -93,12 +121,18 @@ impl Storage {
     /// names the step and the file.
     pub async fn sync(&self) -> std::io::Result<()> {
         fail_point("storage-sync").map_err(|e| self.failed("flushing", e))?;
-        self.db.flush_async().await.map_err(|e| self.failed("flushing", sled_io(e)))?;
-        let file = self.data_file.clone();
-        tokio::task::spawn_blocking(move || file.sync_data())
-            .await
-            .map_err(std::io::Error::other)?
-            .map_err(|e| self.failed("fdatasync of", e))
+        let (tx, rx) = oneshot::channel();
+        let sent = self.flusher.lock().unwrap_or_else(|p| p.into_inner()).send(tx);
+        if sent.is_err() {
+            return Err(self.failed("flushing", std::io::Error::other("the flush thread has stopped")));
+        }
+        match rx.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err((operation, kind, error))) => {
+                Err(std::io::Error::new(kind, format!("{operation} {}: {error}", self.data_path.display())))
+            }
+            Err(_) => Err(self.failed("flushing", std::io::Error::other("the flush thread has stopped"))),
+        }
     }
 
     /// `e` with the operation and sled's data file in its message; the kind is kept.

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs, with apt-get, the Debian packages whose commands are missing:
+#
+#   ci/apt.sh protoc:protobuf-compiler etcd:etcd-server ...
+#
+# Each argument is COMMAND:PACKAGE; nothing is installed when every command is found. Needs root
+# (or sudo) on Debian/Ubuntu; elsewhere it says what to install and fails.
+set -euo pipefail
+
+missing=()
+for pair in "$@"; do
+    command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+done
+((${#missing[@]} == 0)) && exit 0
+
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "ci/apt.sh: install these packages (or their equivalents) first: ${missing[*]}" >&2
+    exit 1
+fi
+SUDO=()
+((EUID == 0)) || SUDO=(sudo)
+echo "== installing ${missing[*]} with apt-get"
+"${SUDO[@]}" apt-get update -qq
+DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
