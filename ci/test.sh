@@ -32,7 +32,7 @@ fi
 
 # ---- phases ---------------------------------------------------------------------------------
 
-PHASES=(fmt clippy test sdk_python sdk_c bench chaos)
+PHASES=(fmt clippy test sdk_python sdk_c sdk_node bench chaos)
 
 phase_fmt() {
     cargo fmt --all -- --check
@@ -64,6 +64,12 @@ phase_sdk_python() {
 # C++ compile check, install + pkg-config + find_package, valgrind.
 phase_sdk_c() {
     ci/sdk-c.sh
+}
+
+# The Node SDK: npm install + napi build, npm pack installed in a temp project (require and
+# import), tsc --noEmit, node --test against 3-node clusters.
+phase_sdk_node() {
+    ci/sdk-node.sh
 }
 
 # The quick benchmark against etcd (about 2 minutes), so ci/bench.sh keeps working; its figures
