@@ -41,7 +41,7 @@ step() {
 step "tools"
 # protoc: etcd-client compiles etcd's .proto files in its build script.
 ci/apt.sh etcd:etcd-server gnuplot:gnuplot-nox protoc:protobuf-compiler
-etcd --version | head -n 1
+etcd --version | awk 'NR == 1'
 
 if [[ "$MODE" == full ]]; then
     PROFILE=release

@@ -33,7 +33,8 @@ step() {
 
 # ---- tools ----------------------------------------------------------------------------------
 step "tools"
-ci/apt.sh cmake:cmake pkg-config:pkg-config valgrind:valgrind g++:g++
+# make: Debian's cmake only recommends it, and apt.sh installs no recommends.
+ci/apt.sh cmake:cmake make:make pkg-config:pkg-config valgrind:valgrind g++:g++
 command -v cargo >/dev/null 2>&1 || [[ ! -x "$HOME/.cargo/bin/cargo" ]] || export PATH="$HOME/.cargo/bin:$PATH"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tenure-sdk-c.XXXXXX")

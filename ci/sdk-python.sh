@@ -45,6 +45,10 @@ step "build tenured (cargo build --profile ci -p tenure-server --bin tenured)"
 cargo build "${CARGO_LOCKED[@]}" --profile ci -p tenure-server --bin tenured
 export TENURE_BIN="$TARGET/ci/tenured"
 
+# Debian's python3 makes venvs only with python3-venv (ensurepip) installed.
+if ! "$PYTHON" -c 'import ensurepip' >/dev/null 2>&1; then
+    ci/apt.sh "python3-venv-missing:python3-venv"
+fi
 step "fresh venv in ${VENV#"$ROOT"/} ($("$PYTHON" --version 2>&1))"
 rm -rf "$VENV"
 mkdir -p "$WORK"

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,6 +18,8 @@ use crate::Plan;
 const TTL: Duration = Duration::from_secs(30);
 /// Locks taken before a measurement starts, so connections and sessions are warm.
 const WARMUP: Duration = Duration::from_millis(500);
+/// An acquire that takes longer than this in a throughput run is a failure, not a figure.
+const STUCK: Duration = Duration::from_secs(60);
 
 /// What a run of acquire+release pairs measured.
 #[derive(Default)]
@@ -43,12 +45,16 @@ async fn pairs(d: &Driver, workers: usize, secs: Duration, name: impl Fn(usize) 
                 if t0 >= end {
                     return anyhow::Ok(out);
                 }
-                let hold = d.acquire(&session, &name, TTL).await.with_context(|| format!("acquire {name}"))?;
+                let acquire = tokio::time::timeout(STUCK, d.acquire(&session, &name, TTL));
+                let hold = acquire.await.with_context(|| format!("acquire {name}: no answer"))??;
                 let t1 = Instant::now();
                 d.release(hold).await.with_context(|| format!("release {name}"))?;
                 let t2 = Instant::now();
-                if t0 >= start && t2 <= end {
+                // Throughput: every pair that ends in the window; latency: pairs wholly inside it.
+                if t2 >= start && t2 <= end {
                     out.count += 1;
+                }
+                if t0 >= start && t2 <= end {
                     out.acquire.push(t1 - t0);
                     out.release.push(t2 - t1);
                     out.pair.push(t2 - t0);
@@ -104,16 +110,17 @@ pub async fn contended(report: &mut Report, plan: &Plan, t: &Driver, e: &Driver)
     let name = "contended";
     let client = t.tenure_client().context("tenure driver")?.clone();
     let mut watch = client.watch(name).start().await?;
-    let stop = Arc::new(AtomicBool::new(false));
+    // Where the watch may stop: the leader's commit index once the workers are done.
+    let until = Arc::new(AtomicU64::new(u64::MAX));
     let watcher = {
-        let stop = stop.clone();
+        let until = until.clone();
         tokio::spawn(async move {
             let mut events = Vec::new();
-            while !stop.load(Ordering::Relaxed) {
-                match tokio::time::timeout(Duration::from_millis(200), watch.next()).await {
+            while watch.applied_index() < until.load(Ordering::Relaxed) {
+                match tokio::time::timeout(Duration::from_millis(500), watch.next()).await {
                     Ok(Some(Ok(ev))) => events.push(ev),
                     Ok(Some(Err(err))) => return Err(anyhow::Error::from(err)),
-                    Ok(None) => break,
+                    Ok(None) => bail!("the watch on {name} ended before the run did"),
                     Err(_) => {}
                 }
             }
@@ -121,17 +128,13 @@ pub async fn contended(report: &mut Report, plan: &Plan, t: &Driver, e: &Driver)
         })
     };
     let mut tp = pairs(t, WORKERS, plan.secs, |_| name.to_string()).await?;
-    // The watch has seen everything once the last release is applied on its node.
-    let last = t.log_index(&[1, 2, 3]).await.unwrap_or(0);
-    poll("watch catches up", Duration::from_secs(10), || async {
-        let s = client.cluster_status().await.ok()?;
-        (s.applied_index >= last).then_some(())
-    })
-    .await?;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    stop.store(true, Ordering::Relaxed);
-    let events = watcher.await??;
+    until.store(t.log_index(&[1, 2, 3]).await?, Ordering::Relaxed);
+    let events =
+        tokio::time::timeout(Duration::from_secs(30), watcher).await.context("the watch did not catch up")???;
     let (queued, out_of_order) = fifo_check(&events);
+    if queued == 0 {
+        bail!("contended: the watch saw no grant of a queued request ({} events)", events.len());
+    }
     let mut ep = pairs(e, WORKERS, plan.secs, |_| name.to_string()).await?;
     let wl = "contended/16";
     report.add(
@@ -152,8 +155,10 @@ pub async fn contended(report: &mut Report, plan: &Plan, t: &Driver, e: &Driver)
     Ok(())
 }
 
-/// Replays QUEUED/GRANTED/CANCELLED/EXPIRED events of one lock: every grant of a queued request
-/// must go to the head of the queue. Returns (queued grants seen, grants out of order).
+/// Replays QUEUED/GRANTED/CANCELLED/EXPIRED events of one lock (exclusive requests only): every
+/// grant of a queued request must go to the head of the queue, and a request that never queued
+/// may be granted only while the queue is empty (else it barged). Returns (queued grants seen,
+/// grants out of order).
 fn fifo_check(events: &[tenure::LockEvent]) -> (usize, usize) {
     use tenure::LockEventKind as K;
     let mut queue: VecDeque<&str> = VecDeque::new();
@@ -174,6 +179,8 @@ fn fifo_check(events: &[tenure::LockEvent]) -> (usize, usize) {
                         bad += 1;
                     }
                     queue.remove(at);
+                } else if !queue.is_empty() {
+                    bad += 1;
                 }
             }
             K::Cancelled | K::Expired => queue.retain(|r| *r != ev.request_id),
@@ -284,17 +291,19 @@ pub async fn failover(
         for k in 0..plan.kills {
             d.converged(&[1, 2, 3], Duration::from_secs(60)).await?;
             let leader = d.ready(&[1, 2, 3], Duration::from_secs(30)).await?;
-            let session = d.bare_session(TTL).await?;
+            // etcd-client may pick the member restarted a moment ago, and does not retry.
+            let session = poll("a lease", Duration::from_secs(30), || async { d.bare_session(TTL).await.ok() }).await?;
             let name = format!("failover/{k}");
             c.kill(leader);
             let t0 = Instant::now();
             let wall0 = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
             // tenure's client retries by itself within its call; etcd-client does not, and waits
-            // out its 5 s request timeout on a dead member, so its attempts get 500 ms each and
-            // are retried here, as a careful etcd user would.
+            // out its 5 s request timeout on a dead member, so its attempts get 100 ms each (a
+            // healthy etcd answers a Lock in ~1 ms here) and are retried, as a careful etcd user
+            // would; that rounds etcd's figure up by at most ~110 ms.
             let attempt = match c.kind {
                 Kind::Tenure => Duration::from_secs(30),
-                Kind::Etcd => Duration::from_millis(500),
+                Kind::Etcd => Duration::from_millis(100),
             };
             let hold = loop {
                 match tokio::time::timeout(attempt, d.acquire(&session, &name, TTL)).await {
@@ -370,8 +379,9 @@ pub async fn waiters(
         let mem = c.rss_mib().into_iter().fold(0.0, f64::max);
         let t0 = Instant::now();
         d.release(holder).await?;
+        let drained = tokio::time::Instant::now() + Duration::from_secs(600);
         for task in tasks {
-            tokio::time::timeout(Duration::from_secs(600), task).await.context("waiters: drain")???;
+            tokio::time::timeout_at(drained, task).await.context("waiters: drain")???;
         }
         let took = t0.elapsed();
         println!("   {}: {n} waiters drained in {took:.1?}", c.kind.name());
@@ -476,8 +486,12 @@ fn scale_name(i: usize) -> String {
 async fn tenure_snapshot(c: &Cluster, d: &Driver, n: usize) -> anyhow::Result<(f64, f64)> {
     let client = d.tenure_client().context("tenure driver")?;
     let deadline = Instant::now() + Duration::from_secs(300);
+    // Only snapshots built after the load count: an earlier one may hold tombstones and KV
+    // records enough to pass `n` with fewer locks.
+    let before: Vec<usize> = c.members.iter().map(|m| snapshot_lines(&m.log).len()).collect();
     loop {
-        let built: Vec<Option<(u64, u64, u64)>> = c.members.iter().map(|m| last_snapshot(&m.log)).collect();
+        let built: Vec<Option<(u64, u64, u64)>> =
+            c.members.iter().zip(&before).map(|(m, &b)| snapshot_lines(&m.log).get(b..)?.last().copied()).collect();
         if built.iter().all(|b| b.is_some_and(|(records, _, _)| records >= n as u64)) {
             let (_, bytes, ms) = built[0].unwrap_or_default();
             return Ok((bytes as f64, ms as f64 / 1000.0));
@@ -492,15 +506,21 @@ async fn tenure_snapshot(c: &Cluster, d: &Driver, n: usize) -> anyhow::Result<(f
     }
 }
 
-/// (records, bytes, took_ms) of the last "built snapshot" line of a tenured log.
-fn last_snapshot(log: &Path) -> Option<(u64, u64, u64)> {
-    let text = std::fs::read_to_string(log).ok()?;
-    let line = text.lines().rev().find(|l| l.contains("built snapshot"))?;
-    let line = strip_ansi(line);
-    let field = |key: &str| -> Option<u64> {
-        line.split_whitespace().find_map(|w| w.strip_prefix(key)).and_then(|v| v.trim_end_matches(',').parse().ok())
-    };
-    Some((field("records=")?, field("bytes=")?, field("took_ms=")?))
+/// (records, bytes, took_ms) of every "built snapshot" line of a tenured log, in order.
+fn snapshot_lines(log: &Path) -> Vec<(u64, u64, u64)> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.lines()
+        .filter(|l| l.contains("built snapshot"))
+        .filter_map(|l| {
+            let line = strip_ansi(l);
+            let field = |key: &str| -> Option<u64> {
+                line.split_whitespace()
+                    .find_map(|w| w.strip_prefix(key))
+                    .and_then(|v| v.trim_end_matches(',').parse().ok())
+            };
+            Some((field("records=")?, field("bytes=")?, field("took_ms=")?))
+        })
+        .collect()
 }
 
 fn strip_ansi(line: &str) -> String {
@@ -572,5 +592,8 @@ pub async fn soak(report: &mut Report, plan: &Plan, c: &Cluster, d: &Driver, out
     report.add(&wl, "disk all members, at 1/4", "MiB", Better::Info, Some(early.1), None);
     report.add(&wl, "disk all members, at end", "MiB", Better::Info, Some(late.1), None);
     report.add(&wl, "kept-alive leases lost", "count", Better::Info, Some(lost as f64), None);
+    if lost > 0 {
+        bail!("soak: {lost} of 1000 kept-alive leases were lost");
+    }
     Ok(())
 }

@@ -34,7 +34,7 @@ pub struct RetryPolicy {
 }
 
 impl Default for RetryPolicy {
-    /// 20 ms, doubling up to 250 ms: an election takes about the election timeout (400–800 ms),
+    /// 20 ms, doubling up to 250 ms: an election takes 750–1000 ms with the server's default timings,
     /// and a longer pause would add up to itself to every failover the client sees
     /// (docs/BENCHMARKS.md, failover).
     fn default() -> Self {

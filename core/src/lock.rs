@@ -642,12 +642,12 @@ impl LockGuard {
         }
         self.client.inner.keepalive.registry.remove(&self.lease.request_id);
         self.state.end();
+        // Until the leader confirms, a later call (or the guard's drop) tries again: after an
+        // error, and also when this future is dropped mid-call (a cancelled task, Ctrl-C).
+        let mut unconfirmed = Unconfirmed { finished: &self.finished, confirmed: false };
         let inner = &self.client.inner;
         let released = release_request(&inner.conn, &self.lease.name, &self.lease.request_id, inner.timeout).await;
-        if released.is_err() {
-            // Not confirmed: a later call (or the drop) tries again.
-            self.finished.store(false, Ordering::SeqCst);
-        }
+        unconfirmed.confirmed = released.is_ok();
         released
     }
 
@@ -665,6 +665,20 @@ impl LockGuard {
         self.client.inner.keepalive.registry.remove(&self.lease.request_id);
         self.state.end();
         self.lease.clone()
+    }
+}
+
+/// Marks a release as not done when it is dropped unconfirmed.
+struct Unconfirmed<'a> {
+    finished: &'a AtomicBool,
+    confirmed: bool,
+}
+
+impl Drop for Unconfirmed<'_> {
+    fn drop(&mut self) {
+        if !self.confirmed {
+            self.finished.store(false, Ordering::SeqCst);
+        }
     }
 }
 

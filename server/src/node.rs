@@ -153,7 +153,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         // waiter, a Raft append answer) waits for the peer's delayed ACK: ~40 ms per handoff.
         let incoming = TcpListenerStream::new(listener).map(|s| {
             let s = s?;
-            s.set_nodelay(true)?;
+            if let Err(e) = s.set_nodelay(true) {
+                // A socket that cannot change options is still a working connection.
+                tracing::warn!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
+            }
             Ok::<_, std::io::Error>(s)
         });
         tonic::transport::Server::builder()

@@ -250,7 +250,9 @@ pub unsafe extern "C" fn tenure_lease_on_lost(
             let on_lost = lease.on_lost.clone();
             tenure_core::runtime().spawn(async move {
                 if signal.wait().await {
-                    on_lost.fire();
+                    // Off the runtime's workers: a slow callback must not stall the keepalives
+                    // of every other lease in the process.
+                    let _ = tenure_core::runtime().spawn_blocking(move || on_lost.fire()).await;
                 }
             });
         }

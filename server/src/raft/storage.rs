@@ -34,7 +34,25 @@ pub enum OpenError {
 pub struct Storage {
     pub db: sled::Db,
     data_path: Arc<PathBuf>,
-    flusher: Arc<Mutex<mpsc::Sender<FlushWaiter>>>,
+    flusher: Arc<Flusher>,
+}
+
+/// The flush thread's handle. Dropped with the last [`Storage`]: it closes the channel and joins
+/// the thread, so sled's final flush and its file lock are done with when the Db goes.
+struct Flusher {
+    requests: Mutex<Option<mpsc::Sender<FlushWaiter>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        drop(self.requests.lock().unwrap_or_else(|p| p.into_inner()).take());
+        if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            if t.thread().id() != std::thread::current().id() {
+                let _ = t.join();
+            }
+        }
+    }
 }
 
 /// Answered with the failed step and its error, if the flush failed.
@@ -43,16 +61,23 @@ type FlushWaiter = oneshot::Sender<Result<(), (&'static str, std::io::ErrorKind,
 /// The thread that makes writes durable: it takes every waiting request, runs one sled flush
 /// and one fdatasync for all of them, and answers each. One thread hop per flush (instead of
 /// sled's pool, then a blocking task) and one flush for callers that arrive together.
+///
+/// A failure is final: Linux reports a failed writeback to fdatasync once, so a later fdatasync
+/// could succeed over pages that were lost. Every later request gets the first error.
 fn run_flusher(db: sled::Db, data_file: File, requests: mpsc::Receiver<FlushWaiter>) {
+    let mut failed: Option<(&'static str, std::io::ErrorKind, String)> = None;
     while let Ok(first) = requests.recv() {
         let mut waiting = vec![first];
         waiting.extend(requests.try_iter());
-        let result = match db.flush() {
-            Err(e) => Err(("flushing", sled_io(e))),
-            Ok(_) => data_file.sync_data().map_err(|e| ("fdatasync of", e)),
-        };
+        if failed.is_none() {
+            let result = match db.flush() {
+                Err(e) => Err(("flushing", sled_io(e))),
+                Ok(_) => data_file.sync_data().map_err(|e| ("fdatasync of", e)),
+            };
+            failed = result.err().map(|(op, e)| (op, e.kind(), e.to_string()));
+        }
         for w in waiting {
-            let _ = w.send(result.as_ref().map(|_| ()).map_err(|(op, e)| (*op, e.kind(), e.to_string())));
+            let _ = w.send(failed.clone().map_or(Ok(()), Err));
         }
     }
 }
@@ -92,11 +117,12 @@ impl Storage {
         })?;
         let (tx, rx) = mpsc::channel();
         let flush_db = db.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("storage-flush".into())
             .spawn(move || run_flusher(flush_db, data_file, rx))
             .map_err(|error| OpenError::Io { path: data_path.clone(), action: "start its flush thread for", error })?;
-        Ok(Self { db, data_path: Arc::new(data_path), flusher: Arc::new(Mutex::new(tx)) })
+        let flusher = Flusher { requests: Mutex::new(Some(tx)), thread: Mutex::new(Some(thread)) };
+        Ok(Self { db, data_path: Arc::new(data_path), flusher: Arc::new(flusher) })
     }
 
     /// For a node that has stored Raft state before: refuses a Db directory or data file that
@@ -122,8 +148,11 @@ impl Storage {
     pub async fn sync(&self) -> std::io::Result<()> {
         fail_point("storage-sync").map_err(|e| self.failed("flushing", e))?;
         let (tx, rx) = oneshot::channel();
-        let sent = self.flusher.lock().unwrap_or_else(|p| p.into_inner()).send(tx);
-        if sent.is_err() {
+        let sent = match &*self.flusher.requests.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(requests) => requests.send(tx).is_ok(),
+            None => false,
+        };
+        if !sent {
             return Err(self.failed("flushing", std::io::Error::other("the flush thread has stopped")));
         }
         match rx.await {
