@@ -143,7 +143,9 @@ impl Driver {
 
     /// Waits until every member in `running` has applied what the leader had committed.
     pub async fn converged(&self, running: &[u64], timeout: Duration) -> anyhow::Result<()> {
-        let leader = self.ready(running, timeout).await?;
+        // No lock taken here: with a million held, one more is over the default cap.
+        let what = format!("{}: a leader", self.kind().name());
+        let leader = poll(&what, timeout, || self.leader(running)).await?;
         let target = self.commit_index_of(leader).await?;
         poll("members catch up", timeout, || async {
             for &id in running {
