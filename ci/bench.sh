@@ -40,7 +40,7 @@ step() {
 
 step "tools"
 # protoc: etcd-client compiles etcd's .proto files in its build script.
-ci/apt.sh etcd:etcd-server gnuplot:gnuplot-nox protoc:protobuf-compiler
+ci/apt.sh etcd:etcd-server gnuplot:gnuplot-nox protoc:protobuf-compiler /usr/include/google/protobuf/descriptor.proto:libprotobuf-dev
 etcd --version | awk 'NR == 1'
 
 if [[ "$MODE" == full ]]; then

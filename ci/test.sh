@@ -171,7 +171,7 @@ main() {
 
     echo "== tenure tests in $ROOT: phases ${selected[*]}"
     # etcd-client (the benchmark's etcd driver) compiles etcd's .proto files with a system protoc.
-    ci/apt.sh protoc:protobuf-compiler
+    ci/apt.sh protoc:protobuf-compiler /usr/include/google/protobuf/descriptor.proto:libprotobuf-dev
     for name in "${selected[@]}"; do
         run_phase "$name"
         ((INTERRUPTED)) && break
