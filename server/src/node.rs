@@ -119,7 +119,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
             .with_context(|| format!("{}: the state machine cannot be loaded", db_dir.display()))?;
     let applied = sm.shared().read().last_applied.map_or(0, |l| l.index);
     check_recovered(&log_store, applied, acked, storage.data_path())?;
-    log_store.purge_behind(sm.shared().applied_index());
+    log_store.purge_behind(sm.shared().applied_index(), sm.staged_writes());
     let shared = sm.shared();
     let network = Network::new(identity.clone(), config.peer_dial.clone().into_iter().collect::<HashMap<_, _>>());
     let raft = Raft::new(config.id, raft_config(&config)?, network.clone(), log_store, sm)

@@ -1,15 +1,19 @@
 //! The node's history of committed lock events, kept for `Locks.Watch`.
 //!
-//! Apply writes each entry's [`HistoryEvent`]s into the current state tree, in the same sled
-//! batch as the state change and `last_applied`, under keys `~ index seq` that sort after every
-//! record. So the history is exactly as durable as the state: after a crash, openraft re-applies
-//! the missing entries and rewrites the same keys. Events before the `floor` are gone: trimmed to
-//! the last `keep` events, or never seen because a snapshot was installed over them.
+//! Apply stages each entry's [`HistoryEvent`]s for the current state tree, with the state change
+//! and `last_applied` (one sled batch, see [`super::state_writer`]), under keys `~ index seq`
+//! that sort after every record. So the history is exactly as durable as the state: after a
+//! crash, openraft re-applies the missing entries and rewrites the same keys. Readers see staged
+//! events as well as written ones. Events before the `floor` are gone: trimmed to the last `keep`
+//! events, or never seen because a snapshot was installed over them.
 
+use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use super::codec;
+use super::state_writer::{StagedWrites, Write};
 use crate::lock::HistoryEvent;
 
 /// First byte of event keys: after the record tags (`k l m t`) and the `!` metadata keys.
@@ -60,25 +64,33 @@ pub struct EventHistory {
     floor: AtomicU64,
     count: AtomicU64,
     keep: u64,
+    /// Events staged by apply and not yet in the tree.
+    staged: Arc<StagedWrites>,
 }
 
 impl EventHistory {
     /// Takes over the history stored in `tree`. `stored_floor` is the tree's `!events_floor`, if
     /// any; a tree written before the history existed starts after `last_applied`.
-    pub fn open(tree: sled::Tree, stored_floor: Option<u64>, last_applied: u64, keep: u64) -> std::io::Result<Self> {
+    pub fn open(
+        tree: sled::Tree,
+        stored_floor: Option<u64>,
+        last_applied: u64,
+        keep: u64,
+        staged: Arc<StagedWrites>,
+    ) -> std::io::Result<Self> {
         let count = tree.scan_prefix([EVENT_TAG]).count() as u64;
         let floor = stored_floor.unwrap_or(last_applied + 1);
-        Ok(Self { tree: RwLock::new(tree), floor: AtomicU64::new(floor), count: AtomicU64::new(count), keep })
+        Ok(Self { tree: RwLock::new(tree), floor: AtomicU64::new(floor), count: AtomicU64::new(count), keep, staged })
     }
 
     pub fn floor(&self) -> u64 {
         self.floor.load(Ordering::SeqCst)
     }
 
-    /// Adds `n` new events to `batch` (already encoded by the caller) and, when the history has
-    /// grown a tenth past `keep`, removes the oldest whole log indexes to get back to `keep`.
-    /// Returns the floor to store with the batch.
-    pub fn trim_into(&self, batch: &mut sled::Batch, added: u64) -> Result<u64, HistoryError> {
+    /// Counts `added` new events (already in `batch`, encoded by the caller) and, when the history
+    /// has grown a tenth past `keep`, adds removals of the oldest whole log indexes to get back to
+    /// `keep`. Returns the floor to store with the batch.
+    pub fn trim_into(&self, batch: &mut Vec<Write>, added: u64) -> Result<u64, HistoryError> {
         let count = self.count.fetch_add(added, Ordering::SeqCst) + added;
         let slack = (self.keep / 10).max(1);
         if count <= self.keep + slack {
@@ -89,7 +101,8 @@ impl EventHistory {
         let mut last_removed = None;
         let mut first_kept = None;
         let mut removed = Vec::new();
-        for item in tree.scan_prefix([EVENT_TAG]) {
+        // From the floor: keys below it are already removed, or staged for removal.
+        for item in tree.range(event_key(self.floor(), 0).to_vec()..vec![EVENT_TAG + 1]) {
             let (k, _) = item.map_err(|e| HistoryError::Storage(e.to_string()))?;
             let Some((index, _)) = parse_key(&k) else { continue };
             // Enough removed, and this key starts a new index: keep it and everything after.
@@ -104,9 +117,7 @@ impl EventHistory {
         let new_floor = new_floor.max(self.floor());
         self.floor.fetch_max(new_floor, Ordering::SeqCst);
         self.count.fetch_sub(removed.len() as u64, Ordering::SeqCst);
-        for k in removed {
-            batch.remove(k);
-        }
+        batch.extend(removed.into_iter().map(|k| (k.to_vec(), None)));
         Ok(new_floor)
     }
 
@@ -126,18 +137,27 @@ impl EventHistory {
     pub fn read(&self, from: u64, to: u64) -> Result<Vec<StoredEvent>, HistoryError> {
         let mut out = Vec::new();
         if from <= to {
-            let tree = self.tree();
-            let end = event_key(to.saturating_add(1), 0);
-            let range =
-                if to == u64::MAX { tree.range(event_key(from, 0)..) } else { tree.range(event_key(from, 0)..end) };
-            for item in range {
-                // A snapshot install may drop the tree under this reader: that is COMPACTED.
-                let compacted_or = |e: HistoryError| match self.floor() {
-                    floor if from < floor => HistoryError::Compacted { from, floor },
-                    _ => e,
-                };
-                let (k, v) = item.map_err(|e| compacted_or(HistoryError::Storage(e.to_string())))?;
-                let Some((index, seq)) = parse_key(&k) else { continue };
+            // A snapshot install may drop the tree under this reader: that is COMPACTED.
+            let compacted_or = |e: HistoryError| match self.floor() {
+                floor if from < floor => HistoryError::Compacted { from, floor },
+                _ => e,
+            };
+            let start = event_key(from, 0).to_vec();
+            let end = if to == u64::MAX { vec![EVENT_TAG + 1] } else { event_key(to + 1, 0).to_vec() };
+            let mut found: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+            {
+                // Staged events, then the tree, with no write to sled in between: each event is
+                // in one or the other (a staged write is the newer where both have the key).
+                let _overlay = self.staged.overlay();
+                let staged = self.staged.staged_range((Bound::Included(start.clone()), Bound::Excluded(end.clone())));
+                for item in self.tree().range(start..end) {
+                    let (k, v) = item.map_err(|e| compacted_or(HistoryError::Storage(e.to_string())))?;
+                    found.insert(k.to_vec(), Some(v.to_vec()));
+                }
+                found.extend(staged);
+            }
+            for (k, v) in found {
+                let (Some((index, seq)), Some(v)) = (parse_key(&k), v) else { continue };
                 let event = codec::decode(&v)
                     .map_err(|e| compacted_or(HistoryError::Storage(format!("event {index}/{seq}: {e}"))))?;
                 out.push(StoredEvent { index, seq, event });
@@ -171,13 +191,21 @@ mod tests {
     }
 
     fn append(h: &EventHistory, tree: &sled::Tree, index: u64, n: u32) {
-        let mut batch = sled::Batch::default();
+        let mut batch = Vec::new();
         for seq in 0..n {
-            batch.insert(&event_key(index, seq), codec::encode(&event(&format!("{index}.{seq}"))).unwrap());
+            let key = event_key(index, seq).to_vec();
+            batch.push((key, Some(codec::encode(&event(&format!("{index}.{seq}"))).unwrap())));
         }
         let floor = h.trim_into(&mut batch, u64::from(n)).unwrap();
-        batch.insert(KEY_FLOOR, &floor.to_be_bytes());
-        tree.apply_batch(batch).unwrap();
+        batch.push((KEY_FLOOR.to_vec(), Some(floor.to_be_bytes().to_vec())));
+        h.staged.stage(tree, batch).unwrap();
+    }
+
+    fn history(tree: &sled::Tree, stored_floor: Option<u64>, last_applied: u64, keep: u64) -> EventHistory {
+        let (staged, writer) = StagedWrites::start().unwrap();
+        // The writer thread runs as long as the test process; the tests also write explicitly.
+        std::mem::forget(writer);
+        EventHistory::open(tree.clone(), stored_floor, last_applied, keep, staged).unwrap()
     }
 
     #[test]
@@ -195,10 +223,12 @@ mod tests {
     fn trimming_keeps_whole_indexes_and_reports_compaction() {
         let db = sled::Config::new().temporary(true).open().unwrap();
         let tree = db.open_tree("t").unwrap();
-        let h = EventHistory::open(tree.clone(), None, 0, 10).unwrap();
+        let h = history(&tree, None, 0, 10);
         assert_eq!(h.floor(), 1);
         for index in 1..=8 {
             append(&h, &tree, index, 3);
+            // Trimming looks at the tree: write each index as apply's writer would, by then.
+            h.staged.write_now().unwrap();
         }
         // 24 events, at most 11 kept (keep 10 + slack 1); trimmed by whole indexes of 3, so at
         // least 10 - 2 remain.
@@ -214,7 +244,7 @@ mod tests {
         }
         // Reopening finds the same count and the stored floor.
         let stored = tree.get(KEY_FLOOR).unwrap().map(|v| u64::from_be_bytes(v.as_ref().try_into().unwrap()));
-        let reopened = EventHistory::open(tree.clone(), stored, 8, 10).unwrap();
+        let reopened = history(&tree, stored, 8, 10);
         assert_eq!(reopened.floor(), floor);
         assert_eq!(reopened.read(floor, u64::MAX).unwrap(), kept);
     }
@@ -223,9 +253,12 @@ mod tests {
     fn a_snapshot_reset_compacts_everything_before_it() {
         let db = sled::Config::new().temporary(true).open().unwrap();
         let tree = db.open_tree("a").unwrap();
-        let h = EventHistory::open(tree.clone(), None, 0, 100).unwrap();
+        let h = history(&tree, None, 0, 100);
         append(&h, &tree, 1, 2);
+        // Staged events are read like written ones.
+        assert_eq!(h.read(1, 1).unwrap().len(), 2);
         let fresh = db.open_tree("b").unwrap();
+        h.staged.write_now().unwrap();
         h.reset(fresh.clone(), 50);
         assert!(matches!(h.read(1, 60), Err(HistoryError::Compacted { floor: 51, .. })));
         append(&h, &fresh, 51, 1);

@@ -19,6 +19,7 @@ use tokio::sync::watch;
 
 use super::codec;
 use super::node_file::NodeFile;
+use super::state_writer::StagedWrites;
 use super::storage::{fail_point, sled_io, Storage, TREE_LOG, TREE_LOG_META};
 use super::{Entry, LogId, StorageError, TypeConfig, Vote};
 
@@ -33,8 +34,9 @@ pub struct LogStore {
     meta: sled::Tree,
     node_file: Arc<Mutex<NodeFile>>,
     mark: Arc<AckedMark>,
-    /// The state machine's last applied index (see [`LogStore::purge_behind`]).
-    sm_applied: Option<watch::Receiver<u64>>,
+    /// The state machine's last applied index and its writes not yet in sled (see
+    /// [`LogStore::purge_behind`]).
+    sm_applied: Option<(watch::Receiver<u64>, Arc<StagedWrites>)>,
 }
 
 /// How long a purge waits for the state machine to install the snapshot behind it before the
@@ -73,15 +75,17 @@ impl LogStore {
     /// marker made durable first leaves, after a crash, a state machine behind a log that can no
     /// longer fill the gap: openraft panics at the next start. `applied` is the state machine's
     /// last applied index, which a snapshot install raises only once the snapshot is durable.
-    pub fn purge_behind(&mut self, applied: watch::Receiver<u64>) {
-        self.sm_applied = Some(applied);
+    /// `staged` are apply's writes not yet in sled: a purge writes them first, so the sync before
+    /// it makes the state durable up to the purged index.
+    pub fn purge_behind(&mut self, applied: watch::Receiver<u64>, staged: Arc<StagedWrites>) {
+        self.sm_applied = Some((applied, staged));
     }
 
     async fn wait_until_applied(&self, index: u64) -> Result<(), StorageError> {
-        let Some(mut applied) = self.sm_applied.clone() else { return Ok(()) };
+        let Some((mut applied, staged)) = self.sm_applied.clone() else { return Ok(()) };
         let reached = tokio::time::timeout(PURGE_WAIT, applied.wait_for(|&a| a >= index)).await;
         let why = match reached {
-            Ok(Ok(_)) => return Ok(()),
+            Ok(Ok(_)) => return staged.write_now().map_err(write_logs_err),
             Ok(Err(_)) => "the state machine has stopped".to_string(),
             Err(_) => format!("the state machine did not reach index {index} within {PURGE_WAIT:?}"),
         };
@@ -195,14 +199,18 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         self.mark.check()?;
-        let mut batch = sled::Batch::default();
+        // Plain inserts, not a sled batch: every batch makes sled write out its current buffer
+        // synchronously (pwrite + sync_file_range), twice per append. The entries need no
+        // atomicity of their own: none is acknowledged before the sync below, and a crash before
+        // it leaves a prefix of sled's log, so a prefix of these entries.
         let mut last = None;
         for entry in entries {
             let bytes = codec::encode(&entry).map_err(write_logs_err)?;
-            batch.insert(&entry.log_id.index.to_be_bytes(), bytes);
+            self.log
+                .insert(entry.log_id.index.to_be_bytes(), bytes)
+                .map_err(|e| self.write_failed("appending log entries to", sled_io(e)))?;
             last = Some(entry.log_id.index);
         }
-        self.log.apply_batch(batch).map_err(|e| self.write_failed("appending log entries to", sled_io(e)))?;
         let synced = match fail_point("log-append-fsync") {
             Ok(()) => self.storage.sync().await,
             Err(e) => Err(self.storage.failed("fdatasync of", e)),
@@ -425,7 +433,8 @@ mod tests {
         let file = Arc::new(Mutex::new(NodeFile::create(dir.path(), 1).unwrap()));
         let mut log = LogStore::open(storage, file).unwrap();
         let (applied, rx) = watch::channel(3);
-        log.purge_behind(rx);
+        let (staged, _writer) = StagedWrites::start().unwrap();
+        log.purge_behind(rx, staged);
         let upto = LogId::new(openraft::CommittedLeaderId::new(1, 1), 10);
         // As behind a snapshot still being installed: the purge must not go first.
         let mut purge = std::pin::pin!({

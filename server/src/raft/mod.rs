@@ -9,6 +9,7 @@ pub mod network;
 pub mod node_file;
 pub mod service;
 pub mod state_machine;
+pub mod state_writer;
 pub mod storage;
 
 use std::fmt;

@@ -1,6 +1,7 @@
-//! The state machine adapter: applies committed batches to the in-memory [`LockTable`], writes the
-//! changed records and `last_applied` to sled in one batch, builds snapshot files and installs
-//! received ones into a fresh tree generation that is switched to atomically.
+//! The state machine adapter: applies committed batches to the in-memory [`LockTable`], stages the
+//! changed records and `last_applied` for sled (written as one batch off the apply path, see
+//! [`super::state_writer`]), builds snapshot files and installs received ones into a fresh tree
+//! generation that is switched to atomically.
 
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use tokio::sync::watch;
 use super::codec;
 use super::event_history::{event_key, EventHistory, EVENT_TAG, KEY_FLOOR};
 use super::node_file::{random_id, write_durably};
+use super::state_writer::{StagedWrites, WriterThread};
 use super::storage::{Storage, TREE_SM_META};
 use super::{Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 use crate::lock::{CommandResult, Event, HistoryEvent, LockTable, Record, RecordKey};
@@ -77,6 +79,10 @@ pub struct StateMachine {
     /// Files snapshots are being received into; deleted once installed.
     incoming: Arc<Mutex<Vec<PathBuf>>>,
     observer: Arc<dyn ApplyObserver>,
+    /// Apply's writes on their way to sled.
+    writes: Arc<StagedWrites>,
+    /// Writes what is still staged and stops the writer when the last clone goes.
+    _writer: Arc<WriterThread>,
 }
 
 fn sm_err(verb: ErrorVerb, e: impl std::error::Error + 'static) -> StorageError {
@@ -121,7 +127,8 @@ impl StateMachine {
         let tree = storage.tree(&current)?;
         let (applied, floor) = load_tree(&tree).map_err(|e| invalid(format!("state tree {current}: {e}")))?;
         let last = applied.last_applied.map_or(0, |l| l.index);
-        let events = EventHistory::open(tree.clone(), floor, last, watch_history)?;
+        let (writes, writer) = StagedWrites::start()?;
+        let events = EventHistory::open(tree.clone(), floor, last, watch_history, writes.clone())?;
         std::fs::create_dir_all(snapshot_dir)?;
         let current_snapshot = latest_snapshot(snapshot_dir)?;
         Ok(Self {
@@ -133,11 +140,18 @@ impl StateMachine {
             current_snapshot: Arc::new(Mutex::new(current_snapshot)),
             incoming: Arc::default(),
             observer,
+            writes,
+            _writer: Arc::new(writer),
         })
     }
 
     pub fn shared(&self) -> Arc<SharedState> {
         self.shared.clone()
+    }
+
+    /// Apply's staged writes, which a purge of the log must write first.
+    pub fn staged_writes(&self) -> Arc<StagedWrites> {
+        self.writes.clone()
     }
 
     fn tree(&self) -> sled::Tree {
@@ -230,28 +244,29 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 }
                 s.last_applied = Some(entry.log_id);
             }
-            let mut batch = sled::Batch::default();
+            let mut batch = Vec::new();
             for key in s.table.take_dirty() {
-                match s.table.record(&key) {
-                    Some(r) => {
-                        batch.insert(key.to_bytes(), codec::encode(&r).map_err(|e| sm_err(ErrorVerb::Write, e))?)
-                    }
-                    None => batch.remove(key.to_bytes()),
-                }
+                let value = match s.table.record(&key) {
+                    Some(r) => Some(codec::encode(&r).map_err(|e| sm_err(ErrorVerb::Write, e))?),
+                    None => None,
+                };
+                batch.push((key.to_bytes(), value));
             }
-            batch.insert(KEY_APPLIED, codec::encode(&s.last_applied).map_err(|e| sm_err(ErrorVerb::Write, e))?);
-            batch.insert(KEY_MEMBERSHIP, codec::encode(&s.membership).map_err(|e| sm_err(ErrorVerb::Write, e))?);
+            let applied = codec::encode(&s.last_applied).map_err(|e| sm_err(ErrorVerb::Write, e))?;
+            batch.push((KEY_APPLIED.to_vec(), Some(applied)));
+            let membership = codec::encode(&s.membership).map_err(|e| sm_err(ErrorVerb::Write, e))?;
+            batch.push((KEY_MEMBERSHIP.to_vec(), Some(membership)));
             (s.last_applied.map_or(0, |l| l.index), batch)
         };
         for (key, event) in &history {
-            batch.insert(key, codec::encode(event).map_err(|e| sm_err(ErrorVerb::Write, e))?);
+            batch.push((key.to_vec(), Some(codec::encode(event).map_err(|e| sm_err(ErrorVerb::Write, e))?)));
         }
         let floor =
             self.shared.events.trim_into(&mut batch, history.len() as u64).map_err(|e| sm_err(ErrorVerb::Write, e))?;
-        batch.insert(KEY_FLOOR, &floor.to_be_bytes());
-        // Not flushed here: the next log append's flush covers it, and after a crash openraft
-        // re-applies from the log.
-        self.tree().apply_batch(batch).map_err(|e| sm_err(ErrorVerb::Write, e))?;
+        batch.push((KEY_FLOOR.to_vec(), Some(floor.to_be_bytes().to_vec())));
+        // Staged, not written: the writer thread writes it (with later applies) as one sled
+        // batch, and after a crash openraft re-applies from the log what did not reach sled.
+        self.writes.stage(&self.tree(), batch).map_err(|e| sm_err(ErrorVerb::Write, e))?;
         self.observer.applied(last, events);
         self.shared.applied_tx.send_replace(last);
         Ok(results)
@@ -291,6 +306,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
         let table =
             LockTable::from_records(records.clone()).map_err(|e| snap_err(ErrorVerb::Read, invalid(e.to_string())))?;
+        // What apply staged belongs to the current generation: written there before the switch.
+        self.writes.write_now().map_err(|e| snap_err(ErrorVerb::Write, e))?;
 
         // Load into a fresh generation; the old one stays current until the switch below, so a
         // crash anywhere before it leaves the old state whole (and the new tree is dropped at
