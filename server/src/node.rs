@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -97,6 +98,9 @@ fn raft_config(config: &Config) -> anyhow::Result<Arc<openraft::Config>> {
     Ok(Arc::new(c.validate().map_err(|e| anyhow!("raft timings: {e}"))?))
 }
 
+/// Pause after a failed accept (out of file descriptors or memory) before accepting again.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
 /// Runs a node until `shutdown` resolves or Raft stops on a fatal error.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
     let node_file = open_node_file(&config)?;
@@ -151,13 +155,32 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         // `tcp_nodelay` of the builder only reaches sockets tonic accepts itself; ours come from
         // our own listener, so set it on each. Without it a small reply (a grant to a long-polling
         // waiter, a Raft append answer) waits for the peer's delayed ACK: ~40 ms per handoff.
-        let incoming = TcpListenerStream::new(listener).map(|s| {
-            let s = s?;
-            if let Err(e) = s.set_nodelay(true) {
-                // A socket that cannot change options is still a working connection.
-                tracing::warn!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
+        let failing = Arc::new(AtomicBool::new(false));
+        let incoming = TcpListenerStream::new(listener).then(move |s| {
+            let failing = failing.clone();
+            async move {
+                let s = match s {
+                    Ok(s) => s,
+                    Err(e) => {
+                        // tonic accepts again at once, and the connection that failed is still in
+                        // the backlog: without a pause, running out of file descriptors would spin
+                        // this loop on a core. Said once per run of failures.
+                        if !failing.swap(true, Ordering::Relaxed) {
+                            tracing::warn!(error = %e, "cannot accept connections; retrying every {ACCEPT_BACKOFF:?}");
+                        }
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                        return Err(e);
+                    }
+                };
+                if failing.swap(false, Ordering::Relaxed) {
+                    tracing::info!("accepting connections again");
+                }
+                if let Err(e) = s.set_nodelay(true) {
+                    // A socket that cannot change options is still a working connection.
+                    tracing::warn!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
+                }
+                Ok::<_, std::io::Error>(s)
             }
-            Ok::<_, std::io::Error>(s)
         });
         tonic::transport::Server::builder()
             .add_service(
