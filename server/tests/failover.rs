@@ -120,6 +120,43 @@ async fn a_node_refuses_another_nodes_data_directory_and_a_wiped_one() {
     assert!(refused && out.contains("node.toml"), "{out}");
 }
 
+/// A leader killed right after acknowledging a grant, with its peers, has on disk the entry but
+/// not (yet) the commit index that covers it. openraft 0.9 restarts a node whose stored vote is
+/// its own committed one as leader of the same term at once, with that stale commit index as its
+/// read index: a linearizable read then missed the acknowledged grant. A restarted node now
+/// stands for election first, and its first read index covers its whole log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acknowledged_grant_is_read_back_after_the_whole_cluster_is_killed_at_once() {
+    let mut cluster = Cluster::start(3, &[]).await;
+    for round in 0..3 {
+        let leader = cluster.leader().await;
+        let mut c = cluster.locks(leader).await;
+        let id = format!("g-{round}");
+        c.acquire(acquire_req("g", &id, 60_000, 0)).await.expect("acquire");
+        c.release(pb::ReleaseRequest { name: "g".into(), request_id: id.clone() }).await.expect("release");
+        let held = format!("h-{round}");
+        c.acquire(acquire_req("g", &held, 60_000, 0)).await.expect("acquire");
+        // No write after the grant: nothing else makes its commit index durable before the kill.
+        for id in 1..=3 {
+            cluster.kill(id);
+        }
+        for id in 1..=3 {
+            cluster.spawn(id);
+        }
+        // The first linearizable read that a leader answers.
+        let (leader, holders) = eventually("a linearizable describe", Duration::from_secs(15), || async {
+            let leader = cluster.leader().await;
+            let mut c = cluster.locks(leader).await;
+            let d = c.describe(pb::DescribeRequest { name: "g".into(), consistency: 0 }).await.ok()?.into_inner();
+            Some((leader, d.holders.into_iter().map(|h| h.request_id).collect::<Vec<_>>()))
+        })
+        .await;
+        assert_eq!(holders, vec![held.clone()], "round {round}: leader {leader} lost the acknowledged grant");
+        let mut c = cluster.locks(leader).await;
+        c.release(pb::ReleaseRequest { name: "g".into(), request_id: held }).await.expect("release");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wiped_node_started_before_its_peers_stops_once_they_recognise_it() {
     let mut cluster = Cluster::start(3, &[]).await;

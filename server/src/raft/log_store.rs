@@ -177,9 +177,23 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         file.update(|s| s.vote = Some(*vote)).map_err(|e| io_err(ErrorSubject::Vote, ErrorVerb::Write, e))
     }
 
+    /// The stored vote, except that a node's own committed vote comes back uncommitted. openraft
+    /// 0.9 reads the vote only at start, and restarts a node whose vote is its own committed one
+    /// as leader of that term at once, with the commit index it last saved (not synced on its
+    /// own) as the floor of its read index: a linearizable read could then miss an entry it had
+    /// acknowledged just before a crash. Uncommitted, the node starts as a follower and a leader
+    /// must be elected, whose first entry, in a new term, covers everything acknowledged.
     async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
         let file = self.node_file.lock().map_err(|_| poisoned_vote())?;
-        Ok(file.state().vote)
+        let me = file.state().node_id;
+        Ok(file.state().vote.map(|v| {
+            let leader = v.leader_id();
+            if v.is_committed() && leader.voted_for() == Some(me) {
+                Vote::new(leader.get_term(), me)
+            } else {
+                v
+            }
+        }))
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
