@@ -90,6 +90,11 @@ fn raft_config(config: &Config) -> anyhow::Result<Arc<openraft::Config>> {
         election_timeout_min: config.election_min.as_millis() as u64,
         election_timeout_max: config.election_max.as_millis() as u64,
         install_snapshot_timeout: 5_000,
+        // An append to a follower must finish within one heartbeat (openraft 0.9 times it out
+        // there). openraft's default of 300 entries is up to ~30 MiB of group-committed batches:
+        // a follower that fell behind under load then timed out on every catch-up append, for
+        // good. 8 entries is at most ~800 KiB; at steady state the leader sends 1 or 2 anyway.
+        max_payload_entries: MAX_PAYLOAD_ENTRIES,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_interval),
         max_in_snapshot_log_to_keep: config.snapshot_keep_logs,
         replication_lag_threshold: config.snapshot_interval.max(config.snapshot_keep_logs) + 1,
@@ -97,6 +102,9 @@ fn raft_config(config: &Config) -> anyhow::Result<Arc<openraft::Config>> {
     };
     Ok(Arc::new(c.validate().map_err(|e| anyhow!("raft timings: {e}"))?))
 }
+
+/// Most entries in one append to a follower (see [`raft_config`]).
+const MAX_PAYLOAD_ENTRIES: u64 = 8;
 
 /// Pause after a failed accept (out of file descriptors or memory) before accepting again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);

@@ -121,7 +121,7 @@ impl PeerClient {
                 if status.code() == tonic::Code::FailedPrecondition {
                     tracing::warn!(target = self.target, error = %msg, "peer refused a Raft message");
                 }
-                return Err(RPCError::Unreachable(Unreachable::new(&msg)));
+                return Err(rpc_error(status.code(), msg));
             }
         };
         if let Err(e) = self.identity.remember_peer(self.target, &reply.incarnation) {
@@ -133,6 +133,18 @@ impl PeerClient {
             return Err(RPCError::RemoteError(RemoteError::new(self.target, err)));
         }
         codec::decode(&reply.ok).map_err(|e| RPCError::Network(NetworkError::new(&e)))
+    }
+}
+
+/// The openraft error for a failed call. openraft backs off for 500 ms after `Unreachable`,
+/// longer than a follower's election timeout, so a slow answer (a peer's disk under load) must
+/// not be one: as `Unreachable` it turned one slow append into an election. A timeout is a
+/// transient `Network` error, retried at the next heartbeat; a peer that is down or refuses us
+/// is `Unreachable`.
+fn rpc_error<E: std::error::Error>(code: tonic::Code, msg: Msg) -> RPCError<NodeId, TenureNode, E> {
+    match code {
+        tonic::Code::Cancelled | tonic::Code::DeadlineExceeded => RPCError::Network(NetworkError::new(&msg)),
+        _ => RPCError::Unreachable(Unreachable::new(&msg)),
     }
 }
 
@@ -163,5 +175,20 @@ impl RaftNetwork<TypeConfig> for PeerClient {
 
     async fn vote(&mut self, rpc: VoteRequest<NodeId>, option: RPCOption) -> RpcResult<VoteResponse<NodeId>> {
         self.call(Rpc::Vote, &rpc, &option).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timed_out_call_is_transient_and_a_refused_one_unreachable() {
+        let err = |code| rpc_error::<RaftError<NodeId>>(code, Msg("peer".into()));
+        // tonic's own request timeout reports Cancelled ("Timeout expired").
+        assert!(matches!(err(tonic::Code::Cancelled), RPCError::Network(_)));
+        assert!(matches!(err(tonic::Code::DeadlineExceeded), RPCError::Network(_)));
+        assert!(matches!(err(tonic::Code::Unavailable), RPCError::Unreachable(_)));
+        assert!(matches!(err(tonic::Code::FailedPrecondition), RPCError::Unreachable(_)));
     }
 }
