@@ -68,6 +68,12 @@ impl Backoff {
     }
 }
 
+/// HTTP/2 receive window of each connection. h2 drops a connection (GOAWAY ENHANCE_YOUR_CALM)
+/// once the small DATA frames it holds unread would cost more than half this window at 256
+/// bytes apiece; thousands of waiters answered QUEUED at once are thousands of small replies,
+/// and hyper's default (5 MiB) allows about 10,000 of them. Matches the server's window.
+const CONNECTION_WINDOW_BYTES: u32 = 16 * 1024 * 1024;
+
 /// Which nodes can answer a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Route {
@@ -173,6 +179,7 @@ impl Conn {
             .map_err(|e| Error::invalid("endpoints", format!("{uri:?} is not a valid address: {e}")))?
             .connect_timeout(self.connect_timeout)
             .tcp_nodelay(true)
+            .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
             .http2_keep_alive_interval(Duration::from_secs(1))
             .keep_alive_timeout(Duration::from_secs(2))
             .keep_alive_while_idle(true);

@@ -170,11 +170,14 @@ fn classify_without_detail(status: &Status) -> Failure {
         Code::Unavailable | Code::Unknown | Code::Cancelled | Code::DeadlineExceeded | Code::Aborted => {
             Failure::Retry(msg)
         }
+        // Without tenure's detail this is not a server cap (those always carry one) but the
+        // transport: HTTP/2 ENHANCE_YOUR_CALM, a GOAWAY that closed the connection under every
+        // call on it. Treated as final, it failed waiting acquires that the leader had queued.
+        Code::ResourceExhausted => Failure::Retry(msg),
         Code::InvalidArgument => Failure::Final(Error::invalid("", msg)),
         Code::Unauthenticated => Failure::Final(Error::Unauthenticated(msg)),
         Code::PermissionDenied => Failure::Final(Error::PermissionDenied(msg)),
         Code::NotFound => Failure::Final(Error::LeaseLost(msg)),
-        Code::ResourceExhausted => Failure::Final(Error::ResourceExhausted(msg)),
         _ => Failure::Final(Error::Internal(msg)),
     }
 }
@@ -238,6 +241,8 @@ mod tests {
     fn transport_failures_are_retried_and_every_code_is_listed() {
         assert!(matches!(classify(&Status::unavailable("tcp connect error")), Failure::Retry(_)));
         assert!(matches!(classify(&Status::unknown("h2 protocol error")), Failure::Retry(_)));
+        let goaway = Status::resource_exhausted("h2 protocol error: http2 error");
+        assert!(matches!(classify(&goaway), Failure::Retry(_)), "a GOAWAY is not a server cap");
         for e in [
             Error::invalid("f", "m"),
             Error::LimitMismatch(String::new()),

@@ -31,6 +31,14 @@ use crate::raft::state_machine::StateMachine;
 use crate::raft::storage::Storage;
 use crate::raft::{NodeId, Raft, TenureNode};
 
+/// HTTP/2 receive window of each client connection. h2 closes a connection (GOAWAY
+/// ENHANCE_YOUR_CALM, "too_many_data_frames") once the small DATA frames it holds unread would
+/// cost more than half this window at 256 bytes apiece, and one client legitimately sends
+/// thousands of small Acquires at once: each waiter's long poll is a stream of its own. hyper's
+/// default (1 MiB) let about 3,700 through before dropping the connection with every waiter and
+/// the client's keepalive stream on it; 16 MiB allows about 58,000.
+const CONNECTION_WINDOW_BYTES: u32 = 16 * 1024 * 1024;
+
 /// Opens `node.toml`, creating it for an empty directory, and checks it belongs to this node.
 fn open_node_file(config: &Config) -> anyhow::Result<NodeFile> {
     let dir = &config.data_dir;
@@ -191,6 +199,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
             }
         });
         tonic::transport::Server::builder()
+            .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
             .add_service(
                 rpb::raft_server::RaftServer::new(RaftService::new(
                     raft.clone(),
