@@ -20,6 +20,9 @@ pub enum Driver {
     },
     Etcd {
         client: etcd_client::Client,
+        /// Without a request timeout, for Lock: etcd-client's timeout also ends a Lock that is
+        /// still waiting its turn, which broke the 10k-waiter run.
+        patient: etcd_client::Client,
         nodes: Vec<etcd_client::Client>,
         /// etcd's member id of each member, in member order.
         member_ids: Vec<u64>,
@@ -75,6 +78,7 @@ impl Driver {
                     async move { etcd_client::Client::connect(eps, opts()).await.ok() }
                 })
                 .await?;
+                let patient = etcd_client::Client::connect(eps.clone(), None).await?;
                 let mut nodes = Vec::new();
                 for e in &eps {
                     nodes.push(etcd_client::Client::connect([e.clone()], opts()).await?);
@@ -90,7 +94,7 @@ impl Driver {
                     member_ids.push(id);
                     let _ = &mut n;
                 }
-                Ok(Driver::Etcd { client, nodes, member_ids })
+                Ok(Driver::Etcd { client, patient, nodes, member_ids })
             }
         }
     }
@@ -226,8 +230,8 @@ impl Driver {
             (Driver::Tenure { client, .. }, _) => {
                 Ok(Hold::Tenure(client.lock(name).ttl(ttl).wait_forever().acquire().await?))
             }
-            (Driver::Etcd { client, .. }, Session::Etcd { lease, .. }) => {
-                let r = client.clone().lock(name, Some(LockOptions::new().with_lease(*lease))).await?;
+            (Driver::Etcd { patient, .. }, Session::Etcd { lease, .. }) => {
+                let r = patient.clone().lock(name, Some(LockOptions::new().with_lease(*lease))).await?;
                 Ok(Hold::Etcd(r.key().to_vec()))
             }
             (Driver::Etcd { .. }, Session::Tenure) => Err(anyhow!("an etcd acquire needs an etcd session")),
