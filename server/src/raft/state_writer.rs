@@ -21,8 +21,11 @@ use std::time::{Duration, Instant};
 
 /// How long staged writes wait to be joined by more before they go to sled.
 pub const PACE: Duration = Duration::from_millis(20);
-/// Staged keys past which apply writes them itself rather than let them pile up.
-const MAX_STAGED: usize = 64 * 1024;
+/// Staged keys past which apply writes them itself rather than let them pile up. A sled batch
+/// holds sled's global write lock while it is applied, stalling log appends and their flush, so
+/// batches stay small even when apply runs far ahead (a restart re-applying, a follower catching
+/// up).
+const MAX_STAGED: usize = 8 * 1024;
 
 /// One staged write: `None` removes the key.
 pub type Write = (Vec<u8>, Option<Vec<u8>>);
