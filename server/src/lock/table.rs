@@ -134,6 +134,18 @@ pub enum RecordRef<'a> {
     Meta(Meta),
 }
 
+impl RecordRef<'_> {
+    /// The owned record.
+    pub fn to_owned(&self) -> Record {
+        match self {
+            RecordRef::Lock(r) => Record::Lock((*r).clone()),
+            RecordRef::Tombstone(t) => Record::Tombstone((*t).clone()),
+            RecordRef::Kv(e) => Record::Kv((*e).clone()),
+            RecordRef::Meta(m) => Record::Meta(m.clone()),
+        }
+    }
+}
+
 impl Record {
     fn kind(&self) -> &'static str {
         match self {
@@ -907,16 +919,10 @@ impl LockTable {
 
     /// All records, for snapshots.
     pub fn records(&self) -> impl Iterator<Item = (RecordKey, Record)> + '_ {
-        let meta = (RecordKey::Meta, Record::Meta(Meta { next_token: self.ledger.next_token }));
-        let locks =
-            self.locks.iter().map(|(name, st)| (RecordKey::Lock(name.clone()), Record::Lock(st.record.clone())));
-        let tombstones =
-            self.tombstones.iter().map(|(id, ts)| (RecordKey::Tombstone(id.clone()), Record::Tombstone(ts.clone())));
-        let kv = self.kv.iter().map(|(k, e)| (RecordKey::Kv(k.clone()), Record::Kv(e.clone())));
-        std::iter::once(meta).chain(locks).chain(tombstones).chain(kv)
+        self.record_refs().1.map(|(key, record)| (key, record.to_owned()))
     }
 
-    /// The records of [`records`](Self::records), borrowed, in the same order; and how many.
+    /// Every record, borrowed, and how many there are; [`records`](Self::records) clones them.
     pub fn record_refs(&self) -> (usize, impl Iterator<Item = (RecordKey, RecordRef<'_>)> + '_) {
         let count = 1 + self.locks.len() + self.tombstones.len() + self.kv.len();
         let meta = (RecordKey::Meta, RecordRef::Meta(Meta { next_token: self.ledger.next_token }));
