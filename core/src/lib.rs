@@ -49,6 +49,7 @@ mod types;
 mod watch;
 
 pub mod blocking;
+pub mod duration;
 
 pub use blocking::runtime;
 #[cfg(feature = "buggy")]

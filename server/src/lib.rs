@@ -3,8 +3,10 @@
 pub mod api;
 pub mod buggy;
 pub mod config;
+pub mod http;
 pub mod lease_clock;
 pub mod lock;
+pub mod metrics;
 pub mod node;
 pub mod propose;
 pub mod raft;

@@ -20,6 +20,7 @@ use crate::api::kv::KvService;
 use crate::api::locks::LocksService;
 use crate::api::Api;
 use crate::config::{ClusterState, Config};
+use crate::http::Http;
 use crate::lease_clock::{run_duties, DutySettings, LeaseClock};
 use crate::propose::{Proposer, ReadRounds};
 use crate::raft::identity::Identity;
@@ -133,6 +134,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     }
     let storage = Storage::open(&db_dir, config.cache_bytes)?;
     let mut log_store = LogStore::open(storage.clone(), identity.file()).context("opening the raft log")?;
+    let committed = log_store.committed_index();
     let clock = Arc::new(LeaseClock::new());
     let sm =
         StateMachine::open(storage.clone(), &config.data_dir.join("snapshots"), clock.clone(), config.watch_history)
@@ -165,6 +167,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {} (--listen)", config.listen))?;
+    let http_listener = tokio::net::TcpListener::bind(&config.http)
+        .await
+        .with_context(|| format!("cannot listen on {} (--http)", config.http))?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let server = {
         let mut stop = stop_rx.clone();
@@ -218,7 +223,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
             })
     };
     let server = tokio::spawn(server);
-    tracing::info!(node = config.id, listen = %config.listen, advertise = %config.advertise, data_dir = %config.data_dir.display(), "tenured serving");
+    let http_server = {
+        let mut stop = stop_rx.clone();
+        tokio::spawn(crate::http::serve(http_listener, Http::new(api.clone(), committed), async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }))
+    };
+    tracing::info!(node = config.id, listen = %config.listen, advertise = %config.advertise, http = %config.http, data_dir = %config.data_dir.display(), "tenured serving");
 
     if let Err(e) = bootstrap(&config, &identity, &raft, &network, &me).await {
         let _ = stop_tx.send(true);
@@ -226,6 +237,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         return Err(e);
     }
 
+    tokio::spawn(crate::metrics::count_elections(raft.clone()));
+    tokio::spawn(fill_http_addrs(raft.clone(), network.clone(), identity.clone(), config.peer_dial.clone()));
     tokio::spawn(run_duties(
         clock,
         raft.clone(),
@@ -263,6 +276,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     let _ = stop_tx.send(true);
     let _ = raft.shutdown().await;
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), http_server).await;
     result
 }
 
@@ -351,6 +365,49 @@ async fn probe(network: &Network, addr: &str, identity: &Identity) -> Option<rpb
         tonic::Request::new(rpb::ProbeRequest { from: identity.node_id(), incarnation: identity.incarnation() });
     req.set_timeout(Duration::from_secs(2));
     client.probe(req).await.ok().map(|r| r.into_inner())
+}
+
+/// On the leader, fills in the HTTP address of members whose membership entry lacks one.
+///
+/// Bootstrap records a peer's HTTP address only if the peer answered its probe, and a peer that
+/// started later is in the membership without one; a follower's NOT_LEADER over HTTP needs the
+/// leader's. Only the HTTP address changes (`SetNodes` with the same gRPC address), and only to
+/// what the member itself reports, so no member is replaced.
+async fn fill_http_addrs(raft: Raft, network: Network, identity: Identity, dial: BTreeMap<NodeId, String>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let m = raft.metrics().borrow().clone();
+        if m.running_state.is_err() {
+            return;
+        }
+        if m.state != openraft::ServerState::Leader {
+            continue;
+        }
+        let missing: Vec<(NodeId, TenureNode)> = m
+            .membership_config
+            .membership()
+            .nodes()
+            .filter(|(_, n)| n.http_addr.is_empty())
+            .map(|(id, n)| (*id, n.clone()))
+            .collect();
+        let mut update = BTreeMap::new();
+        for (id, node) in missing {
+            let addr = dial.get(&id).unwrap_or(&node.grpc_addr);
+            let Some(reply) = probe(&network, addr, &identity).await else { continue };
+            if reply.node_id == id && !reply.http_addr.is_empty() {
+                update.insert(id, TenureNode { http_addr: reply.http_addr, ..node });
+            }
+        }
+        if update.is_empty() {
+            continue;
+        }
+        let ids: Vec<NodeId> = update.keys().copied().collect();
+        match raft.change_membership(openraft::ChangeMembers::SetNodes(update), false).await {
+            Ok(_) => tracing::info!(?ids, "recorded the HTTP address of members"),
+            Err(e) => tracing::debug!(error = %e, "cannot record members' HTTP addresses yet"),
+        }
+    }
 }
 
 /// Returns when SIGTERM or SIGINT arrives.

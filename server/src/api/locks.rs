@@ -13,6 +13,7 @@ use super::error::ApiError;
 use super::{Api, MAX_WAIT_MS_ACCEPTED};
 use crate::lease_clock::Renewal;
 use crate::lock::{self, limits, AcquireOutcome, Command, CommandResult, Mode, Refusal, RequestState};
+use crate::metrics::metrics;
 
 pub struct LocksService {
     api: Arc<Api>,
@@ -220,12 +221,30 @@ fn check_name_and_id(name: &str, request_id: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Runs a closure when dropped.
+struct Defer<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for Defer<F> {
+    fn drop(&mut self) {
+        (self.0)()
+    }
+}
+
 type KeepAliveStream = Pin<Box<dyn Stream<Item = Result<pb::KeepAliveResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl pb::locks_server::Locks for LocksService {
     async fn acquire(&self, request: Request<pb::AcquireRequest>) -> Result<Response<pb::AcquireResponse>, Status> {
-        Ok(Response::new(LocksService::acquire(self, request.into_inner()).await?))
+        let receipt = Instant::now();
+        let r = LocksService::acquire(self, request.into_inner()).await;
+        let result = match r.as_ref().map(|r| pb::AcquireOutcome::try_from(r.outcome)) {
+            Ok(Ok(pb::AcquireOutcome::Granted)) => "granted",
+            Ok(Ok(pb::AcquireOutcome::Busy)) => "busy",
+            Ok(Ok(pb::AcquireOutcome::Queued)) => "queued",
+            _ => "error",
+        };
+        metrics().acquired(result, receipt.elapsed());
+        Ok(Response::new(r?))
     }
 
     async fn renew(&self, request: Request<pb::RenewRequest>) -> Result<Response<pb::RenewResponse>, Status> {
@@ -234,7 +253,10 @@ impl pb::locks_server::Locks for LocksService {
         check_name_and_id(&r.name, &r.request_id)?;
         self.api.require_leader()?;
         match self.renew_one(&r.name, &r.request_id, receipt).await? {
-            Renewal::Alive { held, ttl_ms } => Ok(Response::new(pb::RenewResponse { ttl_ms, held })),
+            Renewal::Alive { held, ttl_ms } => {
+                metrics().renew.inc();
+                Ok(Response::new(pb::RenewResponse { ttl_ms, held }))
+            }
             Renewal::Lost => Err(ApiError::LeaseNotFound { name: r.name, request_id: r.request_id }.into()),
         }
     }
@@ -249,6 +271,9 @@ impl pb::locks_server::Locks for LocksService {
         let api = self.api.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         tokio::spawn(async move {
+            let streams = &metrics().keepalive_streams;
+            streams.inc();
+            let _open = Defer(|| streams.dec());
             while let Some(msg) = incoming.next().await {
                 let msg = match msg {
                     Ok(msg) => msg,
@@ -276,12 +301,18 @@ impl pb::locks_server::Locks for LocksService {
     }
 
     async fn release(&self, request: Request<pb::ReleaseRequest>) -> Result<Response<pb::ReleaseResponse>, Status> {
+        let receipt = Instant::now();
         let r = request.into_inner();
         check_name_and_id(&r.name, &r.request_id)?;
         self.api.require_leader()?;
+        let has_waiters = self.api.state.read().table.lock(&r.name).is_some_and(|l| !l.waiters.is_empty());
         let cmd = Command::Release { name: r.name, request_id: r.request_id };
         match self.api.proposer.propose(cmd).await.map_err(ApiError::from)? {
             (CommandResult::Release { was_held, was_queued }, _) => {
+                metrics().release.inc();
+                if was_held && has_waiters {
+                    metrics().handoff_seconds.observe(receipt.elapsed().as_secs_f64());
+                }
                 Ok(Response::new(pb::ReleaseResponse { was_held, was_queued }))
             }
             (CommandResult::Refused(r), _) => Err(ApiError::from(r).into()),
@@ -389,7 +420,10 @@ async fn keep_alive_once(api: &Api, msg: pb::KeepAliveRequest, receipt: Instant)
         Ok(outcomes) => {
             for (l, o) in msg.leases.into_iter().zip(outcomes) {
                 match o {
-                    Renewal::Alive { .. } => reply.alive.push(l),
+                    Renewal::Alive { .. } => {
+                        metrics().renew.inc();
+                        reply.alive.push(l)
+                    }
                     Renewal::Lost => reply.lost.push(l),
                 }
             }

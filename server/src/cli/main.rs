@@ -5,7 +5,6 @@
 mod args;
 mod child;
 mod cluster;
-mod duration;
 mod exit;
 mod kv;
 mod locks;
@@ -19,6 +18,7 @@ mod watch;
 use std::process::ExitCode;
 
 use clap::Parser;
+use tenure::duration;
 
 use crate::args::{Cli, Command, GlobalArgs};
 use crate::exit::{Failure, FAILED};

@@ -613,6 +613,9 @@ fn check_invariants(table: &LockTable) -> Result<(), TestCaseError> {
     let (locks, more) = table.list("", None, 1000);
     prop_assert!(more.is_none());
     prop_assert_eq!(locks.len(), table.lock_count());
+    let held: usize = locks.iter().map(|l| l.holders.len()).sum();
+    let queued: usize = locks.iter().map(|l| l.waiters.len()).sum();
+    prop_assert_eq!((table.held_count(), table.queued_count()), (held, queued), "held and queued counts drifted");
     for lock in locks {
         let holders = &lock.holders;
         prop_assert!(

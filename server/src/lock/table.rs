@@ -253,6 +253,9 @@ struct Ledger {
     next_token: u64,
     next_seq: u64,
     requests: HashMap<String, RequestLoc>,
+    /// How many entries of `requests` are held and queued, for the metrics.
+    held: usize,
+    queued: usize,
     dirty: BTreeSet<RecordKey>,
 }
 
@@ -263,6 +266,31 @@ impl Ledger {
         self.next_token = token.saturating_add(1);
         self.dirty.insert(RecordKey::Meta);
         token
+    }
+
+    /// Points `request_id` at `loc` in the request index, keeping the held and queued counts.
+    fn index(&mut self, request_id: String, loc: RequestLoc) {
+        let slot = loc.slot;
+        if let Some(old) = self.requests.insert(request_id, loc) {
+            self.uncount(old.slot);
+        }
+        match slot {
+            Slot::Held { .. } => self.held += 1,
+            Slot::Queued { .. } => self.queued += 1,
+        }
+    }
+
+    fn unindex(&mut self, request_id: &str) {
+        if let Some(old) = self.requests.remove(request_id) {
+            self.uncount(old.slot);
+        }
+    }
+
+    fn uncount(&mut self, slot: Slot) {
+        match slot {
+            Slot::Held { .. } => self.held = self.held.saturating_sub(1),
+            Slot::Queued { .. } => self.queued = self.queued.saturating_sub(1),
+        }
     }
 
     fn mark_lock(&mut self, name: &str) {
@@ -289,7 +317,7 @@ fn grant(st: &mut LockState, ledger: &mut Ledger, w: Waiter, now_ms: u64, events
     if lease.mode == Mode::Shared && st.record.limit.is_none() {
         st.record.limit = Some(w.limit);
     }
-    ledger.requests.insert(lease.request_id.clone(), RequestLoc { name: name.clone(), slot: Slot::Held { token } });
+    ledger.index(lease.request_id.clone(), RequestLoc { name: name.clone(), slot: Slot::Held { token } });
     ledger.mark_lock(&name);
     events.push(Event::Granted {
         name,
@@ -316,7 +344,7 @@ fn enqueue(st: &mut LockState, ledger: &mut Ledger, w: Waiter, events: &mut Vec<
     if w.mode == Mode::Shared && st.record.limit.is_none() {
         st.record.limit = Some(w.limit);
     }
-    ledger.requests.insert(w.request_id.clone(), RequestLoc { name: name.clone(), slot: Slot::Queued { seq } });
+    ledger.index(w.request_id.clone(), RequestLoc { name: name.clone(), slot: Slot::Queued { seq } });
     ledger.mark_lock(&name);
     let position = st.record.waiters.len() as u64 + 1;
     events.push(Event::Queued {
@@ -363,7 +391,14 @@ impl Default for LockTable {
             locks: BTreeMap::new(),
             tombstones: BTreeMap::new(),
             kv: BTreeMap::new(),
-            ledger: Ledger { next_token: 1, next_seq: 0, requests: HashMap::new(), dirty: BTreeSet::new() },
+            ledger: Ledger {
+                next_token: 1,
+                next_seq: 0,
+                requests: HashMap::new(),
+                held: 0,
+                queued: 0,
+                dirty: BTreeSet::new(),
+            },
         }
     }
 }
@@ -731,7 +766,7 @@ impl LockTable {
                 Removed::Queued
             }
         };
-        self.ledger.requests.remove(request_id);
+        self.ledger.unindex(request_id);
         self.ledger.mark_lock(name);
         Some(removed)
     }
@@ -871,6 +906,16 @@ impl LockTable {
 
     pub fn lock_count(&self) -> usize {
         self.locks.len()
+    }
+
+    /// Held leases, in every lock.
+    pub fn held_count(&self) -> usize {
+        self.ledger.held
+    }
+
+    /// Queued requests, in every lock.
+    pub fn queued_count(&self) -> usize {
+        self.ledger.queued
     }
 
     /// Every lease, held or queued: for the leader's deadline table.
@@ -1015,6 +1060,8 @@ impl LockTable {
                 ledger.requests.insert(id.clone(), RequestLoc { name: name.clone(), slot });
             }
         }
+        ledger.held = ledger.requests.values().filter(|l| matches!(l.slot, Slot::Held { .. })).count();
+        ledger.queued = ledger.requests.len() - ledger.held;
         Ok(())
     }
 }

@@ -10,6 +10,7 @@
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -37,6 +38,8 @@ pub struct LogStore {
     /// The state machine's last applied index and its writes not yet in sled (see
     /// [`LogStore::purge_behind`]).
     sm_applied: Option<(watch::Receiver<u64>, Arc<StagedWrites>)>,
+    /// The last committed index openraft told this node (0 before any), for `/readyz`.
+    committed: Arc<AtomicU64>,
 }
 
 /// How long a purge waits for the state machine to install the snapshot behind it before the
@@ -65,7 +68,13 @@ impl LogStore {
             node_file,
             mark,
             sm_applied: None,
+            committed: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// The last committed index this node knows of, kept current as openraft saves it.
+    pub fn committed_index(&self) -> Arc<AtomicU64> {
+        self.committed.clone()
     }
 
     /// Makes every purge wait until the state machine has reached the purged index.
@@ -200,7 +209,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // Not flushed on its own: the next append's flush covers it, and a committed index that
         // lags after a crash only means openraft re-applies a little less on start.
         self.mark.check()?;
-        self.write_meta(KEY_COMMITTED, &committed)
+        self.write_meta(KEY_COMMITTED, &committed)?;
+        self.committed.fetch_max(committed.map_or(0, |c| c.index), Ordering::Relaxed);
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {

@@ -19,7 +19,8 @@ use super::node_file::{random_id, write_durably};
 use super::state_writer::{StagedWrites, WriterThread};
 use super::storage::{Storage, TREE_SM_META};
 use super::{Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
-use crate::lock::{CommandResult, Event, HistoryEvent, LockTable, Record, RecordKey};
+use crate::lock::{CommandResult, Event, Finish, HistoryEvent, LockTable, Record, RecordKey};
+use crate::metrics::metrics;
 
 const KEY_GENERATION: &[u8] = b"generation";
 /// State-machine metadata keys inside a generation tree. `!` sorts apart from record keys.
@@ -289,6 +290,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         // Staged, not written: the writer thread writes it (with later applies) as one sled
         // batch, and after a crash openraft re-applies from the log what did not reach sled.
         self.writes.stage(&self.tree(), batch).map_err(|e| sm_err(ErrorVerb::Write, e))?;
+        let expired = events.iter().filter(|e| matches!(e, Event::Finished { how: Finish::Expired, .. })).count();
+        metrics().expire.inc_by(expired as u64);
         self.observer.applied(last, events);
         self.shared.applied_tx.send_replace(last);
         Ok(results)
@@ -451,6 +454,8 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         // Opened before it can be replaced: an open file stays readable after its deletion.
         let f = tokio::fs::File::open(&path).await.map_err(|e| snap_err(ErrorVerb::Read, e))?;
         self.set_current_snapshot(&meta, path);
+        metrics().snapshots.inc();
+        metrics().snapshot_seconds.observe(started.elapsed().as_secs_f64());
         tracing::info!(
             snapshot_id = %meta.snapshot_id,
             records,

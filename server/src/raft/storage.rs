@@ -70,10 +70,12 @@ fn run_flusher(db: sled::Db, data_file: File, requests: mpsc::Receiver<FlushWait
         let mut waiting = vec![first];
         waiting.extend(requests.try_iter());
         if failed.is_none() {
+            let started = std::time::Instant::now();
             let result = match db.flush() {
                 Err(e) => Err(("flushing", sled_io(e))),
                 Ok(_) => data_file.sync_data().map_err(|e| ("fdatasync of", e)),
             };
+            crate::metrics::metrics().flush_seconds.observe(started.elapsed().as_secs_f64());
             failed = result.err().map(|(op, e)| (op, e.kind(), e.to_string()));
         }
         for w in waiting {

@@ -88,7 +88,15 @@ impl Cluster {
         for id in 1..=n {
             cluster.spawn(id);
         }
-        cluster.leader().await;
+        let leader = cluster.leader().await;
+        // The leader records the HTTP address of members that started after the bootstrapping
+        // node with a membership change: wait for it, so tests that count log entries start
+        // after it.
+        eventually("every member's HTTP address in the membership", Duration::from_secs(20), || async {
+            let s = cluster.status(leader).await?;
+            (s.members.len() == n as usize && s.members.iter().all(|m| !m.http_addr.is_empty())).then_some(())
+        })
+        .await;
         cluster
     }
 

@@ -1,4 +1,5 @@
-//! Human durations on the command line: `500ms`, `30s`, `1m`, `2h`, and sums such as `1m30s`.
+//! Human durations, as the CLI and the HTTP API read them: `500ms`, `30s`, `1m`, `2h`, and sums
+//! such as `1m30s`.
 //!
 //! Every number needs a unit: a bare `30` is refused rather than guessed (seconds? ms?), because
 //! a TTL read in the wrong unit is a lock held 1000 times too long or too short.
