@@ -34,6 +34,7 @@
 
 #![warn(missing_docs)]
 
+mod admin;
 mod buggy;
 mod client;
 mod clock;
@@ -50,6 +51,7 @@ mod watch;
 
 pub mod blocking;
 
+pub use admin::{ForceReleaseTarget, ForceReleased};
 pub use blocking::runtime;
 #[cfg(feature = "buggy")]
 #[doc(hidden)]
