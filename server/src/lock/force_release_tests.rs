@@ -38,8 +38,11 @@ fn apply(t: &mut LockTable, cmd: Command) -> (CommandResult, Vec<Event>) {
     (results.remove(0), events)
 }
 
-/// (released request ids and tokens, granted request ids and tokens)
-fn forced(t: &mut LockTable, cmd: Command) -> (Vec<(String, u64)>, Vec<(String, u64)>) {
+/// Request ids and tokens.
+type Holds = Vec<(String, u64)>;
+
+/// (released, granted)
+fn forced(t: &mut LockTable, cmd: Command) -> (Holds, Holds) {
     match apply(t, cmd).0 {
         CommandResult::ForceRelease { released, granted } => {
             let ids = |ls: Vec<Lease>| ls.into_iter().map(|l| (l.request_id, l.token)).collect();
