@@ -17,7 +17,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use crate::types::{ClusterStatus, Consistency, Fence, FenceStatus, KvEntry, LeaseInfo, LockDescription, LockSummary};
-use crate::{ClientBuilder, Error, LostSignal, Mode};
+use crate::{ClientBuilder, Error, ForceReleaseTarget, ForceReleased, LostSignal, Mode};
 
 static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
 
@@ -161,6 +161,20 @@ impl Client {
     pub fn release(&self, name: &str, request_id: &str) -> Result<bool, Error> {
         let (c, name, id) = (self.inner.clone(), name.to_string(), request_id.to_string());
         block(async move { c.release(&name, &id).await })
+    }
+
+    /// Admin: releases a hold (or every holder) of lock `name` on the holders' behalf; see
+    /// [`crate::Client::force_release`].
+    ///
+    /// ```no_run
+    /// # fn f(c: tenure::blocking::Client) -> Result<(), tenure::Error> {
+    /// let r = c.force_release("job", tenure::ForceReleaseTarget::All)?;
+    /// println!("released {} holds", r.released.len());
+    /// # Ok(()) }
+    /// ```
+    pub fn force_release(&self, name: &str, target: ForceReleaseTarget) -> Result<ForceReleased, Error> {
+        let (c, name) = (self.inner.clone(), name.to_string());
+        block(async move { c.force_release(&name, target).await })
     }
 
     /// Holders and waiters of lock `name`; see [`crate::Client::describe_with`].

@@ -34,6 +34,7 @@
 
 #![warn(missing_docs)]
 
+mod admin;
 mod buggy;
 mod client;
 mod clock;
@@ -51,6 +52,7 @@ mod watch;
 pub mod blocking;
 pub mod duration;
 
+pub use admin::{ForceReleaseTarget, ForceReleased};
 pub use blocking::runtime;
 #[cfg(feature = "buggy")]
 #[doc(hidden)]

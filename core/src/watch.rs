@@ -32,7 +32,8 @@ pub enum LockEventKind {
     Queued,
     /// The request was granted.
     Granted,
-    /// The holder released the lock.
+    /// The hold ended by a release: its holder's, or an admin's force-release
+    /// ([`LockEvent::forced`]).
     Released,
     /// The lease ran out on the leader's clock (held, or still queued if `token` is 0).
     Expired,
@@ -90,6 +91,8 @@ pub struct LockEvent {
     pub position: u64,
     /// The leader's wall-clock time of the entry (for display).
     pub at: SystemTime,
+    /// RELEASED only: an admin's force-release ended the hold, not its holder.
+    pub forced: bool,
 }
 
 impl LockEvent {
@@ -104,6 +107,7 @@ impl LockEvent {
             mode: Mode::from_pb(e.mode),
             position: e.position,
             at: unix_ms(e.at_ms),
+            forced: e.forced,
         })
     }
 }

@@ -1,6 +1,6 @@
 //! The `tenure` CLI against a real 3-node cluster: `run` holds the lock around a command, passes
-//! its exit code, kills it when the lease is lost; `acquire`/`release`/`describe`, the KV
-//! commands and `cluster status` print what the cluster holds; bad input exits 125.
+//! its exit code, kills it when the lease is lost; `acquire`/`release`/`force-release`/`describe`,
+//! the KV commands and `cluster status` print what the cluster holds; bad input exits 125.
 //!
 //! Every `tenure` process is killed if its test ends first (with the command it runs, when the
 //! test knows its pid); every wait polls a condition against a deadline.
@@ -328,6 +328,52 @@ async fn acquire_without_hold_keeps_the_lock_until_release_by_request_id() {
     assert_eq!(doc["holders"].as_array().unwrap().len(), 0, "{doc}");
     let again = tenure_ok(dir.path(), &eps, &["release", "detached", &request_id]).await;
     assert!(again.contains("was not held"), "a second release is harmless: {again}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn force_release_frees_a_hold_grants_the_waiter_and_all_empties_the_lock() {
+    let cluster = shared_cluster().await;
+    let (dir, eps) = (tempfile::tempdir().unwrap(), endpoints(&cluster));
+    let lease = tenure_ok(dir.path(), &eps, &["acquire", "forced", "--ttl", "30s"]).await;
+    let (token, request_id): (u64, String) =
+        (field(&lease, "token").parse().unwrap(), field(&lease, "request_id").to_string());
+    let c = client(&cluster).await;
+    let waiter = tokio::spawn({
+        let c = c.clone();
+        async move { c.lock("forced").ttl(Duration::from_secs(30)).wait(Duration::from_secs(60)).acquire().await }
+    });
+    eventually("a waiter queued", Duration::from_secs(10), || async {
+        (c.describe("forced").await.unwrap().waiters.len() == 1).then_some(())
+    })
+    .await;
+
+    let args = ["--output", "json", "force-release", "forced", "--request-id", &request_id];
+    let doc: serde_json::Value = serde_json::from_str(&tenure_ok(dir.path(), &eps, &args).await).unwrap();
+    assert_eq!(doc["was_held"], true, "{doc}");
+    assert_eq!(doc["released"][0]["token"], token, "{doc}");
+    let granted = doc["granted"][0]["token"].as_u64().unwrap();
+    assert!(granted > token, "{doc}");
+    let guard = waiter.await.unwrap().unwrap();
+    assert_eq!(guard.token(), granted);
+
+    let again = tenure_ok(dir.path(), &eps, &["force-release", "forced", "--request-id", &request_id]).await;
+    assert!(again.contains("nothing released"), "a second force-release is harmless: {again}");
+    let all = tenure_ok(dir.path(), &eps, &["force-release", "forced", "--all"]).await;
+    assert!(all.contains(&format!("released  request {} token {granted}", guard.request_id())), "{all}");
+    assert!(holder_tokens(&c, "forced").await.is_empty());
+    let none = tenure_ok(dir.path(), &eps, &["force-release", "forced", "--all"]).await;
+    assert!(none.contains("no holders"), "{none}");
+
+    // Exactly one of --request-id and --all.
+    for args in [&["force-release", "forced"][..], &["force-release", "forced", "--all", "--request-id", "r"]] {
+        let done = tenure(dir.path(), &eps, args).await;
+        assert_eq!(done.code, Some(125), "tenure {args:?}: {done:?}");
+        assert!(done.stderr.contains("--request-id") || done.stderr.contains("--all"), "{done:?}");
+    }
+    let long_id = "r".repeat(65);
+    let done = tenure(dir.path(), &eps, &["force-release", "forced", "--request-id", &long_id]).await;
+    assert_eq!(done.code, Some(125), "{done:?}");
+    assert!(done.stderr.contains("INVALID_ARGUMENT") && done.stderr.contains("request_id"), "{done:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

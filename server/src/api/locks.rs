@@ -320,6 +320,15 @@ impl pb::locks_server::Locks for LocksService {
         }
     }
 
+    async fn force_release(
+        &self,
+        request: Request<pb::ForceReleaseRequest>,
+    ) -> Result<Response<pb::ForceReleaseResponse>, Status> {
+        let peer = request.remote_addr();
+        let reply = super::force_release::force_release(&self.api, request.into_inner(), peer).await?;
+        Ok(Response::new(reply))
+    }
+
     async fn describe(&self, request: Request<pb::DescribeRequest>) -> Result<Response<pb::DescribeResponse>, Status> {
         let r = request.into_inner();
         limits::check_name("name", &r.name).map_err(ApiError::from)?;

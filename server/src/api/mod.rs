@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod error;
+pub mod force_release;
 pub mod kv;
 pub mod locks;
 pub mod watch;

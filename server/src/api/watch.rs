@@ -86,6 +86,9 @@ fn kind_to_pb(kind: HistoryKind) -> pb::WatchEventKind {
         HistoryKind::Released => pb::WatchEventKind::Released,
         HistoryKind::Expired => pb::WatchEventKind::Expired,
         HistoryKind::Cancelled => pb::WatchEventKind::Cancelled,
+        // A RELEASED event with `forced` set, so that a watcher that predates ForceRelease still
+        // sees the hold end.
+        HistoryKind::ForceReleased => pb::WatchEventKind::Released,
     }
 }
 
@@ -104,6 +107,7 @@ fn event_to_pb(e: StoredEvent) -> pb::WatchEvent {
         mode: mode as i32,
         position: e.event.position,
         at_ms: e.event.at_ms,
+        forced: e.event.kind == HistoryKind::ForceReleased,
     }
 }
 

@@ -58,6 +58,7 @@ pub enum Command {
         name: String,
         request_id: String,
     },
+    ForceRelease(ForceReleaseArgs),
     /// Show a lock's holders (owner, token, mode, times), its waiters in order, and its limit.
     Describe {
         #[arg(value_parser = lock_name)]
@@ -79,7 +80,7 @@ pub enum Command {
 /// Print committed lock events as they happen, until interrupted
 ///
 /// One line per event: log index, kind (QUEUED, GRANTED, RELEASED, EXPIRED, CANCELLED), lock
-/// name, request id, token and owner; with --output json, one JSON object per line. Watches every
+/// name, request id, token and owner, and `forced` for a hold an admin force-released; with --output json, one JSON object per line. Watches every
 /// lock whose name starts with PREFIX (every lock without one). Reconnects to another node by
 /// itself when its node fails, without losing or repeating events.
 #[derive(Debug, Args)]
@@ -91,6 +92,34 @@ pub struct WatchArgs {
     /// Start at this log index (to replay history or resume) instead of at the next event.
     #[arg(long, value_name = "INDEX")]
     pub from: Option<u64>,
+}
+
+/// Admin: release a hold on its holder's behalf, or every holder's
+///
+/// For a holder that is stuck but still renewing. The next waiters are granted in order (with
+/// higher fencing tokens) as after a release; waiters are never released. The old holder's
+/// client learns at its next renewal that the lease is gone. A hold taken with a lock-delay
+/// keeps the lock delayed for that long first, as after an expiry. Idempotent: releasing what
+/// is already gone prints that nothing was released. The leader logs an audit line. Once the
+/// cluster requires auth, this needs a token with the `admin` right.
+#[derive(Debug, Args)]
+pub struct ForceReleaseArgs {
+    /// The lock's name (1..=512 bytes).
+    #[arg(value_parser = lock_name)]
+    pub name: String,
+    #[command(flatten)]
+    pub target: ForceReleaseTarget,
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct ForceReleaseTarget {
+    /// Release the hold of this request id (see `tenure describe`); a queued one is refused.
+    #[arg(long, value_name = "ID")]
+    pub request_id: Option<String>,
+    /// Release every current holder (waiters stay queued).
+    #[arg(long)]
+    pub all: bool,
 }
 
 /// Run a command while holding a lock; kill it if the lease is lost

@@ -1,11 +1,11 @@
-//! `tenure acquire`, `release`, `describe` and `list`, and taking a lock as `run` and `acquire`
-//! both do it.
+//! `tenure acquire`, `release`, `force-release`, `describe` and `list`, and taking a lock as
+//! `run` and `acquire` both do it.
 
 use std::time::Duration;
 
-use tenure::{Client, LockGuard};
+use tenure::{Client, ForceReleaseTarget, LockGuard};
 
-use crate::args::{AcquireArgs, LockOptions};
+use crate::args::{AcquireArgs, ForceReleaseArgs, LockOptions};
 use crate::exit::{Failure, LEASE_LOST, TIMEOUT};
 use crate::output::Output;
 use crate::signals::Interrupts;
@@ -92,6 +92,44 @@ pub async fn release(client: &Client, out: &Output, name: &str, request_id: &str
         } else {
             format!("lock {name:?} was not held by request {request_id} (already released or expired, never granted, or unknown); nothing of it is left")
         }
+    });
+    Ok(0)
+}
+
+/// `tenure force-release NAME (--request-id ID | --all)`.
+pub async fn force_release(client: &Client, out: &Output, args: &ForceReleaseArgs) -> Result<u8, Failure> {
+    let name = &args.name;
+    let target = match &args.target.request_id {
+        Some(id) => ForceReleaseTarget::Request(id.clone()),
+        None => ForceReleaseTarget::All,
+    };
+    let r = client.force_release(name, target).await?;
+    let json = serde_json::json!({
+        "name": name,
+        "was_held": r.was_held(),
+        "released": r.released.iter().map(view::lease_json).collect::<Vec<_>>(),
+        "granted": r.granted.iter().map(view::lease_json).collect::<Vec<_>>(),
+    });
+    out.print(&json, || {
+        if !r.was_held() {
+            return match &args.target.request_id {
+                Some(id) => format!(
+                    "lock {name:?} is not held by request {id} (already released or expired, or unknown); nothing released"
+                ),
+                None => format!("lock {name:?} has no holders; nothing released"),
+            };
+        }
+        let mut lines = vec![format!("force-released lock {name:?}:")];
+        for l in &r.released {
+            lines.push(format!("  released  request {} token {} owner {}", l.request_id, l.token, l.owner));
+        }
+        for l in &r.granted {
+            lines.push(format!("  granted   request {} token {} owner {}", l.request_id, l.token, l.owner));
+        }
+        if r.granted.is_empty() {
+            lines.push("  granted   nobody (no waiter fits yet, or a lock-delay runs)".to_owned());
+        }
+        lines.join("\n")
     });
     Ok(0)
 }

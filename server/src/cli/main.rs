@@ -68,6 +68,7 @@ async fn execute(cli: &Cli, out: &Output) -> Result<u8, Failure> {
         Command::Run(args) => run::run(&client, out, args, &mut Interrupts::install()?).await,
         Command::Acquire(args) => locks::acquire(&client, out, args, &mut Interrupts::install()?).await,
         Command::Release { name, request_id } => locks::release(&client, out, name, request_id).await,
+        Command::ForceRelease(args) => locks::force_release(&client, out, args).await,
         Command::Describe { name } => locks::describe(&client, out, name).await,
         Command::List { prefix } => locks::list(&client, out, prefix.as_deref().unwrap_or("")).await,
         Command::Watch(args) => watch::watch(&client, out, args, &mut Interrupts::install()?).await,

@@ -20,6 +20,7 @@ fn event_json(e: &LockEvent) -> serde_json::Value {
         "mode": e.mode.as_str(),
         "position": e.position,
         "at": rfc3339(e.at),
+        "forced": e.forced,
     })
 }
 
@@ -33,6 +34,9 @@ fn event_text(e: &LockEvent) -> String {
     }
     if !e.owner.is_empty() {
         line.push_str(&format!(" owner={}", e.owner));
+    }
+    if e.forced {
+        line.push_str(" forced");
     }
     line
 }

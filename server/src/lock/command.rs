@@ -85,6 +85,23 @@ pub enum Command {
         key: Vec<u8>,
         if_fence: Option<Fence>,
     },
+    /// An admin releases holds of `name` on their holders' behalf. Like a Release it leaves
+    /// tombstones (finish [`Finish::ForceReleased`]) and grants the next waiters; a released hold
+    /// with a lock-delay delays the lock as an expiry does. Waiters are never released.
+    ForceRelease {
+        name: String,
+        target: ForceTarget,
+    },
+}
+
+/// Which holds a [`Command::ForceRelease`] releases.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ForceTarget {
+    /// The hold of this request_id. Refused if the request is queued, not held.
+    Request(String),
+    /// Every holder whose token is <= `max_token` (0 = every holder), so that a client's retry
+    /// cannot release a hold the first attempt granted.
+    All { max_token: u64 },
 }
 
 impl Command {
@@ -104,6 +121,13 @@ impl Command {
                     key.len() + value.len() + if_fence.as_ref().map_or(0, |f| f.name.len())
                 }
                 Command::KvDelete { key, if_fence } => key.len() + if_fence.as_ref().map_or(0, |f| f.name.len()),
+                Command::ForceRelease { name, target } => {
+                    name.len()
+                        + match target {
+                            ForceTarget::Request(id) => id.len(),
+                            ForceTarget::All { .. } => 8,
+                        }
+                }
             }
     }
 }
@@ -172,6 +196,8 @@ pub enum Finish {
     Cancelled,
     /// Its lease (held or queued) expired.
     Expired,
+    /// Its hold was released by an admin's ForceRelease, not by its holder.
+    ForceReleased,
 }
 
 /// What an Acquire decided.
@@ -209,15 +235,36 @@ pub enum Refusal {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CommandResult {
     Acquire(AcquireOutcome),
-    Release { was_held: bool, was_queued: bool },
-    Expire { expired: bool },
-    EndDelay { ended: bool },
+    Release {
+        was_held: bool,
+        was_queued: bool,
+    },
+    Expire {
+        expired: bool,
+    },
+    EndDelay {
+        ended: bool,
+    },
     Checkpoint,
-    ClearCheckpoint { found: bool },
-    ForgetFinished { forgotten: u64 },
-    KvPut { revision: u64 },
-    KvDelete { existed: bool },
+    ClearCheckpoint {
+        found: bool,
+    },
+    ForgetFinished {
+        forgotten: u64,
+    },
+    KvPut {
+        revision: u64,
+    },
+    KvDelete {
+        existed: bool,
+    },
     Refused(Refusal),
+    /// The holds a ForceRelease released (as they were, in token order) and the waiters it
+    /// granted. Both empty when there was nothing to release.
+    ForceRelease {
+        released: Vec<Lease>,
+        granted: Vec<Lease>,
+    },
 }
 
 /// What changed, for the leader's deadline table and for calls waiting on a grant.
@@ -227,8 +274,8 @@ pub enum Event {
     Queued { name: String, request_id: String, ttl_ms: u64, owner: String, mode: Mode, position: u64 },
     /// A request was granted, immediately or from the queue.
     Granted { name: String, request_id: String, ttl_ms: u64, token: u64, owner: String, mode: Mode },
-    /// A held or queued request left: released, cancelled or expired. `token` is the hold's
-    /// token, 0 if the request was queued.
+    /// A held or queued request left: released (by its holder or forced by an admin),
+    /// cancelled or expired. `token` is the hold's token, 0 if the request was queued.
     Finished { name: String, request_id: String, how: Finish, token: u64 },
     /// A lease expired with a lock-delay: no grants on `name` until `EndDelay`.
     Delayed { name: String, delay_ms: u64 },

@@ -15,6 +15,8 @@ pub enum HistoryKind {
     Released,
     Expired,
     Cancelled,
+    /// A hold released by an admin's ForceRelease (a RELEASED event with `forced` on the wire).
+    ForceReleased,
 }
 
 /// One committed change of one request, at a log index.
@@ -23,7 +25,7 @@ pub struct HistoryEvent {
     pub kind: HistoryKind,
     pub name: String,
     pub request_id: String,
-    /// GRANTED, and RELEASED/EXPIRED of a hold: the hold's token; otherwise 0.
+    /// GRANTED, and RELEASED/FORCE_RELEASED/EXPIRED of a hold: the hold's token; otherwise 0.
     pub token: u64,
     /// QUEUED and GRANTED only (empty otherwise).
     pub owner: String,
@@ -66,6 +68,7 @@ impl HistoryEvent {
                     Finish::Released => HistoryKind::Released,
                     Finish::Expired => HistoryKind::Expired,
                     Finish::Cancelled => HistoryKind::Cancelled,
+                    Finish::ForceReleased => HistoryKind::ForceReleased,
                 };
                 Some(HistoryEvent { token: *token, ..base(kind, name, request_id) })
             }

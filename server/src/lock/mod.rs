@@ -15,4 +15,6 @@ pub use limits::*;
 pub use table::*;
 
 #[cfg(test)]
+mod force_release_tests;
+#[cfg(test)]
 mod model_tests;

@@ -153,6 +153,7 @@ impl Model {
                     CommandResult::KvDelete { existed: self.kv.remove(key).is_some() }
                 }
             }
+            Command::ForceRelease { name, target } => self.force_release(now, name, target, &mut ev),
         };
         (result, ev)
     }
@@ -322,22 +323,91 @@ impl Model {
         lease
     }
 
-    /// Grants queue heads while they fit.
-    fn pump(&mut self, name: &str, now: u64, ev: &mut Vec<Event>) {
+    /// Grants queue heads while they fit; returns the new leases.
+    fn pump(&mut self, name: &str, now: u64, ev: &mut Vec<Event>) -> Vec<Lease> {
+        let mut granted = Vec::new();
         loop {
             let Some(lock) = self.locks.get_mut(name) else {
-                return;
+                return granted;
             };
             if lock.delay.is_some() || lock.waiters.is_empty() {
-                return;
+                return granted;
             }
             let head = &lock.waiters[0];
             if !fits(lock, head.mode, lock.limit.unwrap_or(head.limit)) {
-                return;
+                return granted;
             }
             let w = lock.waiters.pop_front().unwrap();
-            self.grant(name, w, now, ev);
+            granted.push(self.grant(name, w, now, ev));
         }
+    }
+
+    /// Starts a lock-delay unless one that ends later is in force.
+    fn delay(&mut self, name: &str, delay_ms: u64, now: u64, ev: &mut Vec<Event>) {
+        let lock = self.locks.get_mut(name).unwrap();
+        let until_ms = now + delay_ms;
+        let keep_old = lock.delay.as_ref().is_some_and(|d| d.until_ms > until_ms);
+        if !keep_old {
+            lock.delay = Some(Delay { delay_ms, until_ms });
+            ev.push(Event::Delayed { name: name.to_owned(), delay_ms });
+        }
+    }
+
+    /// Releases holds only: an unknown id is a no-op without a tombstone, a queued one is refused.
+    fn force_release(&mut self, now: u64, name: &str, target: &ForceTarget, ev: &mut Vec<Event>) -> CommandResult {
+        if bad_name(name) {
+            return invalid("name");
+        }
+        let nothing = CommandResult::ForceRelease { released: vec![], granted: vec![] };
+        let ids: Vec<String> = match target {
+            ForceTarget::Request(id) => {
+                if bad_id(id) {
+                    return invalid("request_id");
+                }
+                if let Some(t) = self.tombstones.get(id) {
+                    return if t.name == name { nothing } else { invalid("name") };
+                }
+                match self.find(id) {
+                    None => return nothing,
+                    Some(Place::Held(n, _)) | Some(Place::Queued(n, _)) if n != name => return invalid("name"),
+                    Some(Place::Queued(..)) => return invalid("request_id"),
+                    Some(Place::Held(..)) => vec![id.clone()],
+                }
+            }
+            ForceTarget::All { max_token } => self
+                .locks
+                .get(name)
+                .map(|l| {
+                    l.holders
+                        .iter()
+                        .filter(|h| *max_token == 0 || h.token <= *max_token)
+                        .map(|h| h.request_id.clone())
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
+        let mut released = Vec::new();
+        for id in ids {
+            let lock = self.locks.get_mut(name).unwrap();
+            let i = lock.holders.iter().position(|h| h.request_id == id).unwrap();
+            let lease = lock.holders.remove(i);
+            self.tombstone(name, &id, Finish::ForceReleased, now);
+            ev.push(Event::Finished {
+                name: name.to_owned(),
+                request_id: id.clone(),
+                how: Finish::ForceReleased,
+                token: lease.token,
+            });
+            released.push(lease);
+        }
+        for lease in &released {
+            if lease.lock_delay_ms > 0 {
+                self.delay(name, lease.lock_delay_ms, now, ev);
+            }
+        }
+        let granted = self.pump(name, now, ev);
+        self.cleanup(name);
+        CommandResult::ForceRelease { released, granted }
     }
 
     fn cleanup(&mut self, name: &str) {
@@ -416,13 +486,7 @@ impl Model {
         self.tombstone(name, id, Finish::Expired, now);
         ev.push(Event::Finished { name: name.to_owned(), request_id: id.to_owned(), how: Finish::Expired, token });
         if delay_ms > 0 {
-            let lock = self.locks.get_mut(name).unwrap();
-            let until_ms = now + delay_ms;
-            let keep_old = lock.delay.as_ref().is_some_and(|d| d.until_ms > until_ms);
-            if !keep_old {
-                lock.delay = Some(Delay { delay_ms, until_ms });
-                ev.push(Event::Delayed { name: name.to_owned(), delay_ms });
-            }
+            self.delay(name, delay_ms, now, ev);
         }
         self.pump(name, now, ev);
         self.cleanup(name);
@@ -570,6 +634,10 @@ fn arb_command() -> impl Strategy<Value = Command> {
                 if_fence,
             }),
         1 => (arb_key(), arb_fence()).prop_map(|(key, if_fence)| Command::KvDelete { key, if_fence }),
+        2 => arb_named_id().prop_map(|(name, id)| Command::ForceRelease { name, target: ForceTarget::Request(id) }),
+        // max_token 0 releases every holder; a small one only the older holds.
+        2 => (arb_name_for(0), prop::sample::select(vec![0, 0, 2, 5, 9]))
+            .prop_map(|(name, max_token)| Command::ForceRelease { name, target: ForceTarget::All { max_token } }),
     ]
 }
 

@@ -497,6 +497,7 @@ impl LockTable {
                 }
                 Ok(CommandResult::KvDelete { existed })
             }
+            Command::ForceRelease { name, target } => self.force_release(now_ms, name, target, events),
         }
     }
 
@@ -687,6 +688,75 @@ impl LockTable {
         Ok(CommandResult::Expire { expired: true })
     }
 
+    /// An admin's release of holds. Refusals come first (bad input, a request of another lock,
+    /// a request that is queued rather than held); an id never seen is a no-op that leaves no
+    /// tombstone, since the admin does not own it and must not poison a future Acquire with it.
+    fn force_release(
+        &mut self,
+        now_ms: u64,
+        name: &str,
+        target: &ForceTarget,
+        events: &mut Vec<Event>,
+    ) -> Result<CommandResult, Refusal> {
+        check_name("name", name)?;
+        let nothing = CommandResult::ForceRelease { released: Vec::new(), granted: Vec::new() };
+        let ids: Vec<String> = match target {
+            ForceTarget::Request(request_id) => {
+                check_request_id(request_id)?;
+                match self.request(request_id) {
+                    None => return Ok(nothing),
+                    Some(RequestState::Finished(ts)) if ts.name != name => {
+                        return Err(wrong_lock(request_id, &ts.name, name));
+                    }
+                    Some(RequestState::Finished(_)) => return Ok(nothing),
+                    Some(RequestState::Held(Lease { name: actual, .. })) if actual != name => {
+                        return Err(wrong_lock(request_id, actual, name));
+                    }
+                    Some(RequestState::Queued { name: actual, .. }) if actual != name => {
+                        return Err(wrong_lock(request_id, actual, name));
+                    }
+                    Some(RequestState::Queued { position, .. }) => {
+                        return Err(invalid(
+                            "request_id",
+                            format!(
+                                "request_id {request_id:?} is queued on lock {name:?} (position {position}), not holding it; \
+                                 ForceRelease releases holds only (Release cancels a queued request)"
+                            ),
+                        ));
+                    }
+                    Some(RequestState::Held(_)) => vec![request_id.clone()],
+                }
+            }
+            ForceTarget::All { max_token } => match self.locks.get(name) {
+                None => return Ok(nothing),
+                Some(st) => st
+                    .record
+                    .holders
+                    .iter()
+                    .filter(|l| *max_token == 0 || l.token <= *max_token)
+                    .map(|l| l.request_id.clone())
+                    .collect(),
+            },
+        };
+        let mut released = Vec::with_capacity(ids.len());
+        for request_id in &ids {
+            if let Some(Removed::Held(lease)) = self.remove_request(name, request_id) {
+                self.finish(name, request_id, Finish::ForceReleased, lease.token, now_ms, events);
+                released.push(lease);
+            }
+        }
+        // The holder did not let go itself and may still be running: its lock-delay applies, as
+        // after an expiry.
+        for lease in &released {
+            if lease.lock_delay_ms > 0 {
+                self.start_delay(name, lease.lock_delay_ms, now_ms, events);
+            }
+        }
+        let granted = self.grant_waiters(name, now_ms, events);
+        self.drop_if_idle(name);
+        Ok(CommandResult::ForceRelease { released, granted })
+    }
+
     /// Sets a lock-delay; one already in force that ends later is kept.
     fn start_delay(&mut self, name: &str, delay_ms: u64, now_ms: u64, events: &mut Vec<Event>) {
         let Some(st) = self.locks.get_mut(name) else {
@@ -716,10 +786,11 @@ impl LockTable {
     }
 
     /// Grants the head of the queue while it fits: consecutive SHARED waiters together, an
-    /// EXCLUSIVE one only alone, nobody while a lock-delay is in force.
-    fn grant_waiters(&mut self, name: &str, now_ms: u64, events: &mut Vec<Event>) {
+    /// EXCLUSIVE one only alone, nobody while a lock-delay is in force. Returns the new leases.
+    fn grant_waiters(&mut self, name: &str, now_ms: u64, events: &mut Vec<Event>) -> Vec<Lease> {
+        let mut granted = Vec::new();
         let Some(st) = self.locks.get_mut(name) else {
-            return;
+            return granted;
         };
         while st.record.delay.is_none() {
             let Some(head) = st.record.waiters.front() else {
@@ -739,8 +810,9 @@ impl LockTable {
             } else {
                 st.seqs.pop_front();
             }
-            grant(st, &mut self.ledger, w, now_ms, events);
+            granted.push(grant(st, &mut self.ledger, w, now_ms, events));
         }
+        granted
     }
 
     fn drop_if_idle(&mut self, name: &str) {
