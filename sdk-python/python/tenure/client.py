@@ -21,6 +21,7 @@ from ._native import (
     NativeClient,
     _quiesce,
 )
+from ._watch import Watch
 from .errors import Cancelled, TenureError
 
 #: The default lease time to live, in seconds.
@@ -180,6 +181,18 @@ class Client(_ClientBase):
         """The cluster as the first node that answers sees it."""
         return self._client().cluster_status()
 
+    def watch(self, name: str, *, prefix: bool = False, from_index: int | None = None) -> Watch:
+        """Watches the committed events of lock ``name`` (with ``prefix=True``: of every lock whose
+        name starts with ``name``; ``""`` watches every lock).
+
+        Returns once the watch has started: it yields a :class:`tenure.LockEvent` for each request
+        queued, granted, released, expired or cancelled, in log order, from the next committed
+        entry on, or from log index ``from_index``. To resume after the last event you handled,
+        pass its ``index + 1``. Raises :class:`tenure.Compacted` when no node keeps history that
+        old. Use the watch as a context manager, or call its ``close()``.
+        """
+        return Watch(self._client().watch(*_watch_args(name, prefix, from_index)))
+
     def close(self) -> None:
         """Releases every lease this client still holds or waits for; the client is then unusable.
 
@@ -249,6 +262,11 @@ class KV:
     def list(self, prefix: str | bytes = b"") -> list[KvEntry]:
         """Every entry whose key starts with ``prefix``, in key order."""
         return self._owner._client().kv_list(_args.data(prefix, "prefix"))
+
+
+def _watch_args(name: str, prefix: bool, from_index: int | None) -> tuple[str, bool, int | None]:
+    """The checked arguments of a watch, in the native call's order."""
+    return (_args.name(name), _args.flag(prefix, "prefix"), _args.optional_index(from_index, "from_index"))
 
 
 #: Clients not closed yet; at interpreter exit they are closed, so what they hold or wait for is
