@@ -10,6 +10,7 @@ import time
 import pytest
 
 import tenure
+from cluster import Cluster
 from tenure import LockEvent
 
 #: The longest any test waits for an event it expects.
@@ -145,10 +146,27 @@ def test_bad_arguments_raise_invalid_argument_naming_the_field(
     assert isinstance(e.value, ValueError)
 
 
-def test_a_closed_client_refuses_to_watch(client: tenure.Client, lock_name: str) -> None:
+def test_closing_the_client_ends_its_watches_and_refuses_new_ones(cluster: Cluster, lock_name: str) -> None:
+    client = tenure.Client(cluster.endpoints)
+    watch = client.watch(lock_name)
+    got: list[list[LockEvent]] = []
+    reader = threading.Thread(target=lambda: got.append(list(watch)))
+    reader.start()
     client.close()
+    reader.join(timeout=10)
+    assert not reader.is_alive() and got == [[]] and watch.closed
     with pytest.raises(tenure.Cancelled):
         client.watch(lock_name)
+
+
+async def test_closing_an_async_client_ends_its_watches(cluster: Cluster, lock_name: str) -> None:
+    client = tenure.AsyncClient(cluster.endpoints)
+    watch = await client.watch(lock_name)
+    step = asyncio.ensure_future(anext(watch))
+    await client.close()
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(step, 10)
+    assert watch.closed
 
 
 async def test_async_watch_sees_acquired_released_acquired_and_resumes(

@@ -17,12 +17,13 @@ class Watch:
     call returned (or from ``from_index``) is delivered, none twice, across node failures. Each
     ``next()`` waits with the GIL released; Ctrl-C interrupts it without losing an event.
 
-    Iteration ends when the watch is closed (:meth:`close`, from any thread, or leaving the
-    ``with`` block). :class:`tenure.Unavailable` (no node answered for a while) leaves the watch
-    open: iterate again to keep trying. Any other error (e.g. :class:`tenure.Compacted`) ends it.
+    Iteration ends when the watch is closed (:meth:`close`, from any thread, leaving the
+    ``with`` block, or closing the client). :class:`tenure.Unavailable` (no node answered for a
+    while) leaves the watch open: iterate again to keep trying. Any other error (e.g.
+    :class:`tenure.Compacted`) ends it.
     """
 
-    __slots__ = ("_native",)
+    __slots__ = ("__weakref__", "_native")
 
     def __init__(self, native: NativeWatch) -> None:
         self._native = native
@@ -66,7 +67,7 @@ class AsyncWatch:
     on the first step. Cancelling a step (task cancel, ``asyncio.wait_for``) loses no event.
     """
 
-    __slots__ = ("_closed", "_lock", "_native", "_open")
+    __slots__ = ("__weakref__", "_closed", "_lock", "_native", "_open")
 
     def __init__(self, open_watch: Callable[[], Awaitable[NativeWatch]]) -> None:
         self._open = open_watch

@@ -123,13 +123,17 @@ class AsyncClient(_ClientBase):
             native: NativeWatch = await self._client().watch_async(*args)
             return native
 
-        return AsyncWatch(open_watch)
+        watch = AsyncWatch(open_watch)
+        self._watches.add(watch)
+        return watch
 
     async def close(self) -> None:
-        """Releases every lease this client still holds or waits for; the client is then unusable."""
+        """Releases every lease this client still holds or waits for and ends its watches; the
+        client is then unusable."""
         if self._closed:
             return
         self._closed = True
+        self._close_watches()
         await self._native.close_async()
 
     async def __aenter__(self) -> AsyncClient:

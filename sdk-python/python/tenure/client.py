@@ -21,7 +21,7 @@ from ._native import (
     NativeClient,
     _quiesce,
 )
-from ._watch import Watch
+from ._watch import AsyncWatch, Watch
 from .errors import Cancelled, TenureError
 
 #: The default lease time to live, in seconds.
@@ -64,6 +64,8 @@ class _ClientBase:
         self._native = NativeClient(_args.endpoints(endpoints), owner, _args.seconds(timeout, "timeout"))
         self._closed = False
         self._pid = os.getpid()
+        #: The watches opened through this client: closing the client ends them.
+        self._watches: weakref.WeakSet[Watch | AsyncWatch] = weakref.WeakSet()
         _open_clients.add(self)
 
     @property
@@ -80,9 +82,14 @@ class _ClientBase:
     def closed(self) -> bool:
         return self._closed
 
+    def _close_watches(self) -> None:
+        for watch in list(self._watches):
+            watch.close()
+
     def _close_at_exit(self) -> None:
         if not self._closed and os.getpid() == self._pid:
             self._closed = True
+            self._close_watches()
             self._native.close()
 
     def _client(self) -> NativeClient:
@@ -191,16 +198,20 @@ class Client(_ClientBase):
         pass its ``index + 1``. Raises :class:`tenure.Compacted` when no node keeps history that
         old. Use the watch as a context manager, or call its ``close()``.
         """
-        return Watch(self._client().watch(*_watch_args(name, prefix, from_index)))
+        watch = Watch(self._client().watch(*_watch_args(name, prefix, from_index)))
+        self._watches.add(watch)
+        return watch
 
     def close(self) -> None:
-        """Releases every lease this client still holds or waits for; the client is then unusable.
+        """Releases every lease this client still holds or waits for and ends its watches; the
+        client is then unusable.
 
         Call it (or use the client as a context manager) before a short-lived process exits.
         """
         if self._closed:
             return
         self._closed = True
+        self._close_watches()
         if os.getpid() == self._pid:
             self._native.close()
 
