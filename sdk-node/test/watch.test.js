@@ -4,7 +4,7 @@
 const assert = require('node:assert/strict')
 const { after, before, describe, test } = require('node:test')
 
-const { Client, InvalidArgument, Watch } = require('..')
+const { Client, Compacted, InvalidArgument, Watch } = require('..')
 const { Cluster, within, lockName } = require('./cluster.js')
 
 const T = { timeout: 60_000 }
@@ -158,6 +158,32 @@ describe('watch', () => {
       })(), 'the timed-out watch'),
       (e) => e.name === 'TimeoutError',
     )
+  })
+
+  test('a start older than the history is Compacted', T, async () => {
+    const short = await Cluster.start(3, ['--watch-history', '10'])
+    const c = new Client({ endpoints: short.endpoints })
+    try {
+      const name = lockName('compacted')
+      const first = await using(c.watch(name), async (watch) => {
+        await watch.ready
+        for (let i = 0; i < 15; i++) await (await c.acquire(name)).release()
+        return (await take(watch, 1))[0]
+      })
+      const old = c.watch(name, { fromIndex: first.index })
+      await assert.rejects(within(10_000, old.ready, 'ready'), (e) => e instanceof Compacted && e.code === 'COMPACTED')
+      await assert.rejects(old.next(), (e) => e instanceof Compacted)
+      assert.equal(old.closed, true)
+      // A watch from now still works.
+      await using(c.watch(name), async (live) => {
+        await live.ready
+        await (await c.acquire(name)).release()
+        assert.deepEqual((await take(live, 2)).map((e) => e.kind), ['GRANTED', 'RELEASED'])
+      })
+    } finally {
+      await c.close()
+      await short.close()
+    }
   })
 
   test('bad arguments are InvalidArgument naming the field, locally or from the server', T, async () => {

@@ -122,6 +122,21 @@ def test_close_from_another_thread_ends_a_waiting_iteration(client: tenure.Clien
     watch.close()  # idempotent
 
 
+def test_a_start_older_than_the_history_is_compacted(short_history_cluster: Cluster, lock_name: str) -> None:
+    with tenure.Client(short_history_cluster.endpoints) as client:
+        with client.watch(lock_name) as watch:
+            for _ in range(15):
+                client.acquire(lock_name).release()
+            first = take(watch, 1)[0]
+        with pytest.raises(tenure.Compacted) as e:
+            client.watch(lock_name, from_index=first.index)
+        assert e.value.code == "COMPACTED"
+        # A watch from now still works.
+        with client.watch(lock_name) as live:
+            client.acquire(lock_name).release()
+            assert [e.kind for e in take(live, 2)] == ["GRANTED", "RELEASED"]
+
+
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [
