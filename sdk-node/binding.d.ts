@@ -40,6 +40,11 @@ export declare class NativeClient {
   kvDelete(key: Buffer, ifFence?: Fence | undefined | null): Promise<boolean>
   kvList(prefix: Buffer): Promise<Array<KvEntry>>
   clusterStatus(): Promise<ClusterStatus>
+  /**
+   * Opens a watch of lock `name` (or of every lock under the prefix `name`); resolves once
+   * the stream's start is pinned. `cancel` abandons the opening.
+   */
+  watch(name: string, options?: WatchOptions | undefined | null, cancel?: CancelToken | undefined | null): Promise<NativeWatch>
   /** Releases every lease this client holds or waits for, and waits for background releases. */
   close(): Promise<void>
 }
@@ -69,6 +74,18 @@ export declare class NativeLease {
   renew(): Promise<void>
   /** Releases the lock; resolves to whether it was still held. Idempotent. */
   release(): Promise<boolean>
+}
+
+/** A running watch (the core's `Watch`). */
+export declare class NativeWatch {
+  /**
+   * The next event; `null` once the watch has ended. `cancel` ends the wait with CANCELLED
+   * (an event that arrives meanwhile is kept for the next call).
+   */
+  next(cancel?: CancelToken | undefined | null): Promise<LockEvent | null>
+  /** Ends the watch: a pending `next` resolves to `null`, and the stream is dropped. Idempotent. */
+  close(): void
+  get closed(): boolean
 }
 
 /** The options of one acquire; an absent option takes the core's default. */
@@ -141,6 +158,19 @@ export interface LockDescription {
   delayedUntilMs?: number
 }
 
+/** One committed change of one request, from a watch. */
+export interface LockEvent {
+  index: bigint
+  kind: string
+  name: string
+  requestId: string
+  token: bigint
+  owner: string
+  mode: string
+  position: number
+  atMs: number
+}
+
 export interface LockSummary {
   name: string
   holders: number
@@ -164,4 +194,12 @@ export interface WaiterInfo {
   position: number
   ttlMs: number
   enqueuedAtMs: number
+}
+
+/** The options of a watch. */
+export interface WatchOptions {
+  /** Watch every lock whose name starts with `name` (default false: the lock `name`). */
+  prefix?: boolean
+  /** Start at this log index (default: the next committed entry). */
+  fromIndex?: bigint
 }

@@ -838,5 +838,6 @@ module.exports = nativeBinding
 module.exports.CancelToken = nativeBinding.CancelToken
 module.exports.NativeClient = nativeBinding.NativeClient
 module.exports.NativeLease = nativeBinding.NativeLease
+module.exports.NativeWatch = nativeBinding.NativeWatch
 module.exports.DEFAULT_ENDPOINT = nativeBinding.DEFAULT_ENDPOINT
 module.exports.errorCodes = nativeBinding.errorCodes

@@ -136,6 +136,61 @@ export interface ClusterStatus {
   purgedIndex: number
 }
 
+/** Options of `client.watch()`. */
+export interface WatchOptions {
+  /** Watch every lock whose name starts with `name` ('' is every lock). Default false. */
+  prefix?: boolean
+  /** Start at this log index (resume with the last handled event's `index + 1n`). Default: now. */
+  fromIndex?: bigint | number
+  /** Aborting it ends the watch; its pending and later steps reject with `signal.reason`. */
+  signal?: AbortSignal
+}
+
+export type LockEventKind = 'QUEUED' | 'GRANTED' | 'RELEASED' | 'EXPIRED' | 'CANCELLED'
+
+/** One committed change of one request. */
+export interface LockEvent {
+  /** Log index of the entry that made the change (several events can share one). */
+  index: bigint
+  kind: LockEventKind
+  name: string
+  requestId: string
+  /** GRANTED, and RELEASED/EXPIRED of a hold: the hold's fencing token; otherwise 0n. */
+  token: bigint
+  /** QUEUED and GRANTED: who asked (empty otherwise). */
+  owner: string
+  /** QUEUED and GRANTED: the requested mode (EXCLUSIVE otherwise). */
+  mode: Mode
+  /** QUEUED: 1-based place in the queue; otherwise 0. */
+  position: number
+  /** The leader's wall-clock time of the entry. */
+  at: Date
+}
+
+/**
+ * The committed events of a lock (or of every lock under a prefix), in log order, delivered
+ * once each across node failures: `for await (const event of client.watch(name))`.
+ */
+export declare class Watch implements AsyncIterableIterator<LockEvent, undefined>, AsyncDisposable {
+  private constructor()
+  /** Resolves once the watch has started; rejects if it cannot (e.g. `Compacted`, `InvalidArgument`). */
+  readonly ready: Promise<void>
+  /** Whether the watch has ended (closed, aborted, or failed to open). */
+  readonly closed: boolean
+  /**
+   * The next event; `{ done: true }` once the watch is closed. Rejects with `Unavailable` when
+   * no node answered for a while (the watch stays open: call again to keep trying), and with
+   * other errors (e.g. `Compacted`) that end it.
+   */
+  next(): Promise<IteratorResult<LockEvent, undefined>>
+  /** Ends the watch (called by `break` in `for await`). */
+  return(): Promise<IteratorResult<LockEvent, undefined>>
+  /** Ends the watch: a pending `next()` resolves to `{ done: true }`. Idempotent. */
+  close(): void
+  [Symbol.asyncIterator](): Watch
+  [Symbol.asyncDispose](): Promise<void>
+}
+
 /**
  * A held lock. The client renews it in the background until `release()`. Keep a reference
  * while you hold the lock: a Lease that is garbage-collected is released.
@@ -195,6 +250,11 @@ export declare class Client implements AsyncDisposable {
   list(prefix?: string): Promise<LockSummary[]>
   validateFence(name: string, token: bigint | number): Promise<FenceStatus>
   clusterStatus(): Promise<ClusterStatus>
+  /**
+   * Watches the committed events of lock `name` (or, with `prefix: true`, of every lock under
+   * that prefix). Bad arguments throw `InvalidArgument` at once.
+   */
+  watch(name: string, options?: WatchOptions): Watch
   /** Releases every lease this client holds or waits for. The client stays usable. */
   close(): Promise<void>
   [Symbol.asyncDispose](): Promise<void>

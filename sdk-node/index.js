@@ -152,6 +152,13 @@ function toToken(token, field = 'token') {
   throw invalid(field, `${field} must be a bigint (or a safe integer), got ${typeof token}`)
 }
 
+/** A log index: a bigint (or a safe integer) in 0..=2^64-1. */
+function toIndex(v, field) {
+  const ok = typeof v === 'bigint' ? v >= 0n && v < 2n ** 64n : Number.isSafeInteger(v) && v >= 0
+  if (!ok) throw invalid(field, `${field} must be a bigint (or a safe integer) in 0..=2^64-1, got ${String(v)}`)
+  return BigInt(v)
+}
+
 function toBytes(v, field) {
   if (typeof v === 'string') return Buffer.from(v, 'utf8')
   if (Buffer.isBuffer(v)) return v
@@ -274,6 +281,126 @@ class Lease {
 
   async [Symbol.asyncDispose]() {
     await this.release()
+  }
+}
+
+// ---- watch --------------------------------------------------------------------------------
+
+function lockEvent(e) {
+  return {
+    index: e.index,
+    kind: e.kind,
+    name: e.name,
+    requestId: e.requestId,
+    token: e.token,
+    owner: e.owner,
+    mode: e.mode,
+    position: e.position,
+    at: date(e.atMs),
+  }
+}
+
+const DONE = Object.freeze({ done: true, value: undefined })
+
+/**
+ * The committed events of a lock (or of every lock under a prefix), in log order: an async
+ * iterator, opened by `client.watch()`. `ready` resolves once it has started; every event
+ * committed from then on (or from `fromIndex`) is delivered once, across node failures.
+ * `close()`, `return()` (a `break` out of `for await`) and `[Symbol.asyncDispose]` end it; an
+ * aborted signal ends it too, and its steps then reject with `signal.reason`.
+ */
+class Watch {
+  #cancel = new native.CancelToken()
+  #native = null
+  #opening
+  #signal
+  #onAbort
+  #closed = false
+
+  constructor(open, signal) {
+    this.#signal = signal
+    if (signal?.aborted) {
+      this.#closed = true
+      this.#opening = Promise.reject(signal.reason)
+    } else {
+      this.#opening = open(this.#cancel).then(
+        (w) => {
+          this.#native = w
+          if (this.#closed) w.close() // closed while it opened
+          return w
+        },
+        (e) => {
+          if (signal?.aborted) throw signal.reason
+          if (this.#closed) return null
+          this.close()
+          throw fromNative(e)
+        },
+      )
+      if (signal) {
+        this.#onAbort = () => this.close()
+        signal.addEventListener('abort', this.#onAbort, { once: true })
+      }
+    }
+    /** Resolves once the watch has started (its start index is pinned); rejects if it cannot. */
+    this.ready = this.#opening.then(() => undefined)
+    // Not awaiting `ready` is fine: a failure to open also rejects the first `next()`.
+    this.ready.catch(() => {})
+  }
+
+  /** Whether the watch has ended (closed, aborted, or failed to open). */
+  get closed() {
+    return this.#closed
+  }
+
+  /** The next event, `{ done: true }` once the watch is closed or has ended. */
+  async next() {
+    this.#signal?.throwIfAborted()
+    const w = await this.#opening
+    if (w === null || this.#closed) return this.#ended()
+    let event
+    try {
+      event = await w.next(this.#cancel)
+    } catch (e) {
+      if (this.#closed) return this.#ended()
+      const err = fromNative(e)
+      // Unavailable (no node answered for a while) leaves the watch open: next() keeps trying.
+      if (!(err instanceof Unavailable)) this.close()
+      throw err
+    }
+    if (event === null) {
+      this.close()
+      return this.#ended()
+    }
+    return { done: false, value: lockEvent(event) }
+  }
+
+  /** A step of an ended watch: done, or `signal.reason` if the signal ended it. */
+  #ended() {
+    this.#signal?.throwIfAborted()
+    return DONE
+  }
+
+  /** Ends the watch (what `break` in `for await` calls). */
+  async return() {
+    this.close()
+    return DONE
+  }
+
+  /** Ends the watch: a pending `next()` resolves to `{ done: true }`. Idempotent. */
+  close() {
+    if (this.#closed) return
+    this.#closed = true
+    this.#cancel.cancel()
+    this.#native?.close()
+    if (this.#onAbort) this.#signal.removeEventListener('abort', this.#onAbort)
+  }
+
+  [Symbol.asyncIterator]() {
+    return this
+  }
+
+  async [Symbol.asyncDispose]() {
+    this.close()
   }
 }
 
@@ -445,6 +572,25 @@ class Client {
   }
 
   /**
+   * Watches the committed events of lock `name` (with `prefix: true`, of every lock whose name
+   * starts with `name`; '' is every lock), from the next committed entry, or from `fromIndex`.
+   * Returns a `Watch` at once (an async iterator: `for await (const event of client.watch(…))`);
+   * bad arguments throw here, a refusal from the server rejects `ready` and the first `next()`.
+   */
+  watch(name, options = {}) {
+    const o = checkOptions(options, 'watch')
+    checkName(name)
+    const opts = {}
+    if (o.prefix !== undefined) {
+      if (typeof o.prefix !== 'boolean') throw invalid('prefix', 'prefix must be a boolean')
+      opts.prefix = o.prefix
+    }
+    if (o.fromIndex !== undefined && o.fromIndex !== null) opts.fromIndex = toIndex(o.fromIndex, 'fromIndex')
+    const signal = checkSignal(o.signal)
+    return new Watch((cancel) => this.#native.watch(name, opts, cancel), signal)
+  }
+
+  /**
    * Releases every lease this client holds or waits for and waits for the releases under way.
    * The client stays usable. Call it before a short-lived process exits.
    */
@@ -461,6 +607,7 @@ module.exports = {
   Client,
   Lease,
   Kv,
+  Watch,
   TenureError,
   InvalidArgument,
   LimitMismatch,

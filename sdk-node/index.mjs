@@ -5,6 +5,7 @@ export const {
   Client,
   Lease,
   Kv,
+  Watch,
   TenureError,
   InvalidArgument,
   LimitMismatch,

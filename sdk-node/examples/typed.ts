@@ -27,7 +27,11 @@ import {
   type FenceStatus,
   type KvEntry,
   type LockDescription,
+  type LockEvent,
+  type LockEventKind,
   type LockSummary,
+  type Watch,
+  type WatchOptions,
 } from 'tenure'
 
 async function main(): Promise<void> {
@@ -102,6 +106,24 @@ async function main(): Promise<void> {
     InternalError,
   ]
   for (const code of ERROR_CODES) console.log(code, errorClasses[code].code, classes.length)
+
+  const watchOptions: WatchOptions = { prefix: true, fromIndex: 1n, signal: AbortSignal.timeout(10_000) }
+  const watch: Watch = client.watch('typed/', watchOptions)
+  await watch.ready
+  for await (const event of watch) {
+    const e: LockEvent = event
+    const kind: LockEventKind = e.kind
+    const index: bigint = e.index
+    const at: Date = e.at
+    console.log(index, kind, e.name, e.requestId, e.token, e.owner, e.mode, e.position, at.toISOString())
+    if (kind === 'RELEASED') break
+  }
+  const resumed = client.watch('typed/job', { fromIndex: 5 })
+  const step: IteratorResult<LockEvent, undefined> = await resumed.next()
+  if (!step.done) console.log(step.value.kind)
+  resumed.close()
+  await resumed[Symbol.asyncDispose]()
+  console.log(watch.closed, resumed.closed)
 
   await also[Symbol.asyncDispose]()
   await client.close()

@@ -102,11 +102,14 @@ process.on('exit', () => {
 })
 
 class Cluster {
-  /** Starts a cluster of `size` nodes; files go under a fresh temporary directory. */
-  static async start(size = 3) {
+  /**
+   * Starts a cluster of `size` nodes, each given the extra tenured `flags`; files go under a
+   * fresh temporary directory.
+   */
+  static async start(size = 3, flags = []) {
     const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tenure-node-test-'))
     const ports = await freePorts(2 * size)
-    const cluster = new Cluster(tenuredBin(), root, ports, size)
+    const cluster = new Cluster(tenuredBin(), root, ports, size, flags)
     try {
       for (const n of [...cluster.nodes].reverse()) cluster.spawn(n.id)
       await cluster.waitReady()
@@ -118,8 +121,9 @@ class Cluster {
     return cluster
   }
 
-  constructor(binary, root, ports, size) {
+  constructor(binary, root, ports, size, flags = []) {
     this.binary = binary
+    this.flags = flags
     this.root = root
     this.nodes = Array.from({ length: size }, (_, i) => ({
       id: i + 1,
@@ -146,7 +150,7 @@ class Cluster {
   spawn(id) {
     const n = this.node(id)
     const args = ['--id', String(n.id), '--listen', n.addr, '--advertise', n.addr, '--http', n.http]
-    args.push('--peers', this.peers, '--data-dir', n.dataDir, ...FAST)
+    args.push('--peers', this.peers, '--data-dir', n.dataDir, ...FAST, ...this.flags)
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TENURE_')))
     Object.assign(env, { RUST_LOG: 'info,openraft=warn', NO_COLOR: '1' })
     const log = fs.openSync(n.log, 'a')

@@ -56,7 +56,7 @@ function runNode(file, args = [], cwd = project) {
 
 test("the README's examples run as written", T, async () => {
   const blocks = readmeBlocks()
-  assert.equal(blocks.length, 2, 'the CommonJS and the ESM example')
+  assert.equal(blocks.length, 3, 'the CommonJS, the ESM and the watch example')
   const cjs = path.join(project, 'example.js')
   const esm = path.join(project, 'example.mjs')
   fs.writeFileSync(cjs, blocks[0])
@@ -72,6 +72,12 @@ test("the README's examples run as written", T, async () => {
   const second = await runNode(esm)
   assert.equal(second.code, 0, second.stderr)
   assert.match(second.stdout, /holding job-123 with fencing token \d+ until at least \d{4}-/)
+
+  const watching = path.join(project, 'watch.js')
+  fs.writeFileSync(watching, blocks[2])
+  const third = await runNode(watching)
+  assert.equal(third.code, 0, third.stderr)
+  assert.match(third.stdout, /^\d+ GRANTED job-123 token=\d+\n\d+ RELEASED job-123 token=\d+\nthen GRANTED$/m)
 
   const client = new Client({ endpoints: cluster.endpoints })
   assert.equal((await client.describe('job-123')).exists, false, 'the examples left nothing held')

@@ -11,7 +11,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -72,8 +72,10 @@ class Node:
 class Cluster:
     """A 3-node cluster started from the ``tenured`` binary at ``binary``, its files under ``root``."""
 
-    def __init__(self, binary: str, root: Path, size: int = 3) -> None:
+    def __init__(self, binary: str, root: Path, size: int = 3, flags: Sequence[str] = ()) -> None:
         self.binary = binary
+        #: Extra ``tenured`` flags for every node (caps, history sizes).
+        self.flags = list(flags)
         ports = free_ports(2 * size)
         self.nodes = [Node(i + 1, ports[2 * i], ports[2 * i + 1], root) for i in range(size)]
         self.peers = ",".join(f"{n.id}={n.addr}" for n in self.nodes)
@@ -104,6 +106,7 @@ class Cluster:
             "--peers", self.peers,
             "--data-dir", str(n.data_dir),
             *FAST,
+            *self.flags,
         ]  # fmt: skip
         env = {k: v for k, v in os.environ.items() if not k.startswith("TENURE_")}
         env.update(RUST_LOG="info,openraft=warn", NO_COLOR="1")

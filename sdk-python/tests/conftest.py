@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -36,8 +36,8 @@ def tenured_bin() -> str:
     return binary
 
 
-def start_cluster(binary: str, root: Path) -> Iterator[Cluster]:
-    cluster = Cluster(binary, root)
+def start_cluster(binary: str, root: Path, flags: Sequence[str] = ()) -> Iterator[Cluster]:
+    cluster = Cluster(binary, root, flags=flags)
     try:
         cluster.start()
     except BaseException:
@@ -60,6 +60,12 @@ def cluster(tenured_bin: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
 def fault_cluster(tenured_bin: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """A cluster of the module's own, for tests that kill or freeze nodes."""
     yield from start_cluster(tenured_bin, tmp_path_factory.mktemp("faults"))
+
+
+@pytest.fixture(scope="module")
+def short_history_cluster(tenured_bin: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A cluster whose nodes keep only the last 10 or so lock events for watches."""
+    yield from start_cluster(tenured_bin, tmp_path_factory.mktemp("short-history"), ["--watch-history", "10"])
 
 
 @pytest.fixture

@@ -38,13 +38,17 @@ def run_python(code: str, cluster: Cluster, *args: str) -> subprocess.CompletedP
 
 def test_the_readme_examples_run_as_written(cluster: Cluster) -> None:
     blocks = readme_blocks()
-    assert len(blocks) == 2, "the sync and the asyncio example"
+    assert len(blocks) == 3, "the sync, the asyncio and the watch example"
     for code in blocks:
         done = run_python(code, cluster)
         assert done.returncode == 0, done.stderr
     first = run_python(blocks[0], cluster)
     assert re.search(r"holding job-123 with fencing token \d+", first.stdout), first.stdout
     assert "busy, as expected" in first.stdout and "not reached" not in first.stdout
+    watched = run_python(blocks[2], cluster)
+    assert watched.returncode == 0, watched.stderr
+    events = r"^\d+ GRANTED job-123 token=\d+\n\d+ RELEASED job-123 token=\d+$"
+    assert re.search(events, watched.stdout, re.M), watched.stdout
 
 
 def test_asyncio_scripts_exit_cleanly(cluster: Cluster) -> None:

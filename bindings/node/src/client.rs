@@ -11,6 +11,7 @@ use crate::errors::{invalid, to_napi};
 use crate::lease::NativeLease;
 use crate::runtime::{cancellable, on_core, CancelToken};
 use crate::types::{ClusterStatus, FenceStatus, KvEntry, LockDescription, LockSummary};
+use crate::watch::NativeWatch;
 
 /// Milliseconds as a `Duration`; negative, NaN or infinite values are INVALID_ARGUMENT.
 fn millis(field: &str, value: f64) -> std::result::Result<Duration, tenure::Error> {
@@ -18,7 +19,7 @@ fn millis(field: &str, value: f64) -> std::result::Result<Duration, tenure::Erro
         .map_err(|_| invalid(field, format!("{field} must be a finite number of milliseconds >= 0, got {value}")))
 }
 
-/// A fencing token from a `bigint`: 0..=2^64-1.
+/// A fencing token or log index from a `bigint`: 0..=2^64-1.
 fn token(field: &str, value: &BigInt) -> std::result::Result<u64, tenure::Error> {
     let (negative, v, lossless) = value.get_u64();
     if negative && v != 0 || !lossless {
@@ -58,6 +59,15 @@ impl AcquireOptions {
             None => Ok(b.wait_forever()),
         }
     }
+}
+
+/// The options of a watch.
+#[napi(object)]
+pub struct WatchOptions {
+    /// Watch every lock whose name starts with `name` (default false: the lock `name`).
+    pub prefix: Option<bool>,
+    /// Start at this log index (default: the next committed entry).
+    pub from_index: Option<BigInt>,
 }
 
 /// `ifFence` of a KV write: the write applies only if `token` is a current hold of `name`.
@@ -208,6 +218,33 @@ impl NativeClient {
     pub async fn cluster_status(&self) -> Result<ClusterStatus> {
         let client = self.inner.clone();
         on_core(async move { Ok(client.cluster_status().await?.into()) }).await
+    }
+
+    /// Opens a watch of lock `name` (or of every lock under the prefix `name`); resolves once
+    /// the stream's start is pinned. `cancel` abandons the opening.
+    #[napi]
+    pub async fn watch(
+        &self,
+        name: String,
+        options: Option<WatchOptions>,
+        cancel: Option<&CancelToken>,
+    ) -> Result<NativeWatch> {
+        let client = self.inner.clone();
+        let cancel = cancel.map(CancelToken::receiver);
+        let (prefix, from_index) = match options {
+            Some(o) => (o.prefix.unwrap_or(false), o.from_index),
+            None => (false, None),
+        };
+        let from_index = from_index.map(|i| token("fromIndex", &i)).transpose().map_err(to_napi)?;
+        on_core(async move {
+            let builder = if prefix { client.watch_prefix(name) } else { client.watch(name) };
+            let builder = match from_index {
+                Some(index) => builder.from_index(index),
+                None => builder,
+            };
+            Ok(NativeWatch::new(cancellable(cancel, builder.start()).await?))
+        })
+        .await
     }
 
     /// Releases every lease this client holds or waits for, and waits for background releases.

@@ -11,6 +11,7 @@ mod errors;
 mod lease;
 mod runtime;
 mod types;
+mod watch;
 
 use napi_derive::napi;
 

@@ -189,3 +189,33 @@ impl From<tenure::ClusterStatus> for ClusterStatus {
         }
     }
 }
+
+/// One committed change of one request, from a watch.
+#[napi(object)]
+pub struct LockEvent {
+    pub index: BigInt,
+    pub kind: String,
+    pub name: String,
+    pub request_id: String,
+    pub token: BigInt,
+    pub owner: String,
+    pub mode: String,
+    pub position: f64,
+    pub at_ms: f64,
+}
+
+impl From<tenure::LockEvent> for LockEvent {
+    fn from(e: tenure::LockEvent) -> Self {
+        LockEvent {
+            index: BigInt::from(e.index),
+            kind: e.kind.as_str().to_string(),
+            name: e.name,
+            request_id: e.request_id,
+            token: BigInt::from(e.token),
+            owner: e.owner,
+            mode: e.mode.as_str().to_string(),
+            position: e.position as f64,
+            at_ms: epoch_ms(e.at),
+        }
+    }
+}

@@ -11,6 +11,7 @@ use pyo3::types::PyBytes;
 use crate::lease::NativeLease;
 use crate::runtime::{awaitable, block_on, runtime};
 use crate::types::{ClusterStatus, FenceStatus, KvEntry, LockDescription, LockSummary};
+use crate::watch::NativeWatch;
 
 /// Seconds as a `Duration`; negative, NaN or infinite values are INVALID_ARGUMENT naming `field`.
 fn seconds(field: &str, value: f64) -> Result<Duration, tenure::Error> {
@@ -124,6 +125,23 @@ impl NativeClient {
     fn cluster_status_fut(&self) -> impl Future<Output = Result<ClusterStatus, tenure::Error>> + 'static {
         let client = self.inner.clone();
         async move { Ok(client.cluster_status().await?.into()) }
+    }
+
+    fn watch_fut(
+        &self,
+        name: String,
+        prefix: bool,
+        from_index: Option<u64>,
+    ) -> impl Future<Output = Result<NativeWatch, tenure::Error>> + Send + 'static {
+        let client = self.inner.clone();
+        async move {
+            let builder = if prefix { client.watch_prefix(name) } else { client.watch(name) };
+            let builder = match from_index {
+                Some(index) => builder.from_index(index),
+                None => builder,
+            };
+            Ok(NativeWatch::new(builder.start().await?))
+        }
     }
 
     fn close_fut(&self) -> impl Future<Output = Result<(), tenure::Error>> + 'static {
@@ -304,6 +322,24 @@ impl NativeClient {
 
     fn cluster_status_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         awaitable(py, self.cluster_status_fut())
+    }
+
+    /// Opens a watch of lock `name` (or of every lock under the prefix `name`), from the next
+    /// committed entry or from `from_index`; returns once the stream's start is pinned.
+    #[pyo3(signature = (name, prefix, from_index))]
+    fn watch(&self, py: Python<'_>, name: String, prefix: bool, from_index: Option<u64>) -> PyResult<NativeWatch> {
+        block_on(py, self.watch_fut(name, prefix, from_index))
+    }
+
+    #[pyo3(signature = (name, prefix, from_index))]
+    fn watch_async<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        prefix: bool,
+        from_index: Option<u64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, self.watch_fut(name, prefix, from_index))
     }
 
     /// Releases every lease this client holds or waits for, and waits for background releases.

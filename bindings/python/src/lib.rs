@@ -8,6 +8,7 @@ mod errors;
 mod lease;
 mod runtime;
 mod types;
+mod watch;
 
 use pyo3::prelude::*;
 
@@ -23,8 +24,10 @@ mod _native {
     use crate::runtime::_quiesce;
     #[pymodule_export]
     use crate::types::{
-        ClusterStatus, FenceStatus, KvEntry, LeaseInfo, LockDescription, LockSummary, Member, WaiterInfo,
+        ClusterStatus, FenceStatus, KvEntry, LeaseInfo, LockDescription, LockEvent, LockSummary, Member, WaiterInfo,
     };
+    #[pymodule_export]
+    use crate::watch::NativeWatch;
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -268,3 +268,41 @@ impl ClusterStatus {
         )
     }
 }
+
+/// One committed change of one request, from a watch.
+#[pyclass(frozen, get_all, eq, module = "tenure")]
+#[derive(Clone, PartialEq)]
+pub struct LockEvent {
+    pub index: u64,
+    pub kind: &'static str,
+    pub name: String,
+    pub request_id: String,
+    pub token: u64,
+    pub owner: String,
+    pub mode: &'static str,
+    pub position: u64,
+    pub at: SystemTime,
+}
+
+impl From<tenure::LockEvent> for LockEvent {
+    fn from(e: tenure::LockEvent) -> Self {
+        LockEvent {
+            index: e.index,
+            kind: e.kind.as_str(),
+            name: e.name,
+            request_id: e.request_id,
+            token: e.token,
+            owner: e.owner,
+            mode: e.mode.as_str(),
+            position: e.position,
+            at: e.at,
+        }
+    }
+}
+
+#[pymethods]
+impl LockEvent {
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        repr(slf, "LockEvent", &["index", "kind", "name", "request_id", "token", "owner", "mode", "position", "at"])
+    }
+}

@@ -10,6 +10,7 @@ lost-lease detection, built on the Rust client core::
             client.kv.put("job-123/state", "running", if_fence=lease)
 
 :class:`AsyncClient` has the same surface for asyncio (``async with client.lock(...)``).
+``client.watch(name)`` follows a lock's committed events (:class:`LockEvent`), resumably.
 """
 
 from ._args import Duration, Fence
@@ -21,10 +22,12 @@ from ._native import (
     KvEntry,
     LeaseInfo,
     LockDescription,
+    LockEvent,
     LockSummary,
     Member,
     WaiterInfo,
 )
+from ._watch import AsyncWatch, Watch
 from .aio import AsyncClient, AsyncKV, AsyncLockContext
 from .client import DEFAULT_TTL, KV, Client, LockContext
 from .errors import (
@@ -55,6 +58,7 @@ __all__ = [
     "AsyncKV",
     "AsyncLease",
     "AsyncLockContext",
+    "AsyncWatch",
     "Cancelled",
     "Client",
     "ClusterStatus",
@@ -72,6 +76,7 @@ __all__ = [
     "LimitMismatch",
     "LockContext",
     "LockDescription",
+    "LockEvent",
     "LockSummary",
     "LockTimeout",
     "Member",
@@ -83,4 +88,5 @@ __all__ = [
     "Unavailable",
     "UsedAfterFork",
     "WaiterInfo",
+    "Watch",
 ]

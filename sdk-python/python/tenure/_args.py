@@ -89,3 +89,18 @@ def fence(value: Fence | None) -> tuple[str, int] | None:
     if isinstance(value, tuple) and len(value) == 2:
         return (name(value[0], "if_fence"), token(value[1]))
     raise InvalidArgument("if_fence must be (lock name, token) or a Lease", field="if_fence")
+
+
+def flag(value: bool, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidArgument(f"{field} must be a bool, got {type(value).__name__}", field=field)
+    return value
+
+
+def optional_index(value: int | None, field: str) -> int | None:
+    """A log index: None, or an int in 0..2**64."""
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**64:
+        raise InvalidArgument(f"{field} must be None or an int in 0..2**64, got {value!r}", field=field)
+    return value

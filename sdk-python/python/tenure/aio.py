@@ -14,8 +14,17 @@ from types import TracebackType
 from . import _args
 from ._args import Duration, Fence
 from ._lease import AsyncLease
-from ._native import ClusterStatus, FenceStatus, KvEntry, LockDescription, LockSummary, NativeLease
-from .client import DEFAULT_TTL, _AcquireArgs, _ClientBase
+from ._native import (
+    ClusterStatus,
+    FenceStatus,
+    KvEntry,
+    LockDescription,
+    LockSummary,
+    NativeLease,
+    NativeWatch,
+)
+from ._watch import AsyncWatch
+from .client import DEFAULT_TTL, _AcquireArgs, _ClientBase, _watch_args
 from .errors import TenureError
 
 
@@ -101,11 +110,30 @@ class AsyncClient(_ClientBase):
         result: ClusterStatus = await self._client().cluster_status_async()
         return result
 
+    def watch(self, name: str, *, prefix: bool = False, from_index: int | None = None) -> AsyncWatch:
+        """Watches the committed events of lock ``name`` (or, with ``prefix=True``, of every lock
+        under that prefix); see :meth:`tenure.Client.watch`.
+
+        ``async with client.watch(name) as watch:`` or ``watch = await client.watch(name)`` starts
+        it; then ``async for event in watch``. Arguments are checked at once.
+        """
+        args = _watch_args(name, prefix, from_index)
+
+        async def open_watch() -> NativeWatch:
+            native: NativeWatch = await self._client().watch_async(*args)
+            return native
+
+        watch = AsyncWatch(open_watch)
+        self._watches.add(watch)
+        return watch
+
     async def close(self) -> None:
-        """Releases every lease this client still holds or waits for; the client is then unusable."""
+        """Releases every lease this client still holds or waits for and ends its watches; the
+        client is then unusable."""
         if self._closed:
             return
         self._closed = True
+        self._close_watches()
         await self._native.close_async()
 
     async def __aenter__(self) -> AsyncClient:

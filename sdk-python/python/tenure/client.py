@@ -21,6 +21,7 @@ from ._native import (
     NativeClient,
     _quiesce,
 )
+from ._watch import AsyncWatch, Watch
 from .errors import Cancelled, TenureError
 
 #: The default lease time to live, in seconds.
@@ -63,6 +64,8 @@ class _ClientBase:
         self._native = NativeClient(_args.endpoints(endpoints), owner, _args.seconds(timeout, "timeout"))
         self._closed = False
         self._pid = os.getpid()
+        #: The watches opened through this client: closing the client ends them.
+        self._watches: weakref.WeakSet[Watch | AsyncWatch] = weakref.WeakSet()
         _open_clients.add(self)
 
     @property
@@ -79,9 +82,14 @@ class _ClientBase:
     def closed(self) -> bool:
         return self._closed
 
+    def _close_watches(self) -> None:
+        for watch in list(self._watches):
+            watch.close()
+
     def _close_at_exit(self) -> None:
         if not self._closed and os.getpid() == self._pid:
             self._closed = True
+            self._close_watches()
             self._native.close()
 
     def _client(self) -> NativeClient:
@@ -180,14 +188,30 @@ class Client(_ClientBase):
         """The cluster as the first node that answers sees it."""
         return self._client().cluster_status()
 
+    def watch(self, name: str, *, prefix: bool = False, from_index: int | None = None) -> Watch:
+        """Watches the committed events of lock ``name`` (with ``prefix=True``: of every lock whose
+        name starts with ``name``; ``""`` watches every lock).
+
+        Returns once the watch has started: it yields a :class:`tenure.LockEvent` for each request
+        queued, granted, released, expired or cancelled, in log order, from the next committed
+        entry on, or from log index ``from_index``. To resume after the last event you handled,
+        pass its ``index + 1``. Raises :class:`tenure.Compacted` when no node keeps history that
+        old. Use the watch as a context manager, or call its ``close()``.
+        """
+        watch = Watch(self._client().watch(*_watch_args(name, prefix, from_index)))
+        self._watches.add(watch)
+        return watch
+
     def close(self) -> None:
-        """Releases every lease this client still holds or waits for; the client is then unusable.
+        """Releases every lease this client still holds or waits for and ends its watches; the
+        client is then unusable.
 
         Call it (or use the client as a context manager) before a short-lived process exits.
         """
         if self._closed:
             return
         self._closed = True
+        self._close_watches()
         if os.getpid() == self._pid:
             self._native.close()
 
@@ -249,6 +273,11 @@ class KV:
     def list(self, prefix: str | bytes = b"") -> list[KvEntry]:
         """Every entry whose key starts with ``prefix``, in key order."""
         return self._owner._client().kv_list(_args.data(prefix, "prefix"))
+
+
+def _watch_args(name: str, prefix: bool, from_index: int | None) -> tuple[str, bool, int | None]:
+    """The checked arguments of a watch, in the native call's order."""
+    return (_args.name(name), _args.flag(prefix, "prefix"), _args.optional_index(from_index, "from_index"))
 
 
 #: Clients not closed yet; at interpreter exit they are closed, so what they hold or wait for is
