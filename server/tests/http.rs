@@ -274,6 +274,22 @@ async fn the_http_api_does_what_grpc_does_with_the_same_codes() {
     let again = post(&l, "/v1/locks/release", json!({"name": "jobs/a", "request_id": a_id})).await;
     assert_eq!(again.json(), json!({"was_held": false, "was_queued": false}), "release is idempotent");
 
+    // ForceRelease (admin): the queued request is granted with a higher token.
+    let q2 = post(&l, "/v1/locks/acquire", json!({"name": "jobs/f", "request_id": "f1"})).await.json();
+    let f1_token = q2["lease"]["token"].as_u64().expect("token");
+    let f2 = post(&l, "/v1/locks/acquire", json!({"name": "jobs/f", "request_id": "f2", "wait_ms": 50})).await.json();
+    assert_eq!(f2["outcome"], "QUEUED", "{f2}");
+    let forced = post(&l, "/v1/locks/force-release", json!({"name": "jobs/f", "request_id": "f1"})).await;
+    spec.reply("post", "/v1/locks/force-release", &forced);
+    let forced = forced.json();
+    assert_eq!((forced["was_held"].as_bool(), forced["released"][0]["request_id"].as_str()), (Some(true), Some("f1")));
+    assert_eq!(forced["granted"][0]["request_id"], "f2", "{forced}");
+    assert!(forced["granted"][0]["token"].as_u64().expect("token") > f1_token);
+    let both = post(&l, "/v1/locks/force-release", json!({"name": "jobs/f", "request_id": "f2", "all": true})).await;
+    assert_eq!((both.status, both.json()["field"].as_str()), (400, Some("all")));
+    let all = post(&l, "/v1/locks/force-release", json!({"name": "jobs/f", "all": true})).await.json();
+    assert_eq!(all["released"][0]["request_id"], "f2", "{all}");
+
     // The same errors as gRPC: stable code, HTTP status of DESIGN §5, the field named.
     let gone = post(&l, "/v1/locks/renew", json!({"name": "jobs/a", "request_id": a_id})).await;
     spec.reply("post", "/v1/locks/renew", &gone);
@@ -382,9 +398,9 @@ async fn the_http_api_does_what_grpc_does_with_the_same_codes() {
     // The metrics moved with what happened above.
     let after = get(&l, "/metrics").await.text();
     let grew = |name: &str, labels: &str| metric(&after, name, labels) - metric(&before, name, labels);
-    assert_eq!(grew("lock_acquire_total", "result=\"granted\""), 2.0, "{after}");
+    assert_eq!(grew("lock_acquire_total", "result=\"granted\""), 3.0, "{after}");
     assert_eq!(grew("lock_acquire_total", "result=\"busy\""), 1.0);
-    assert_eq!(grew("lock_acquire_total", "result=\"queued\""), 1.0);
+    assert_eq!(grew("lock_acquire_total", "result=\"queued\""), 2.0);
     // Refused by the handler: finished, 2 limit mismatches, 2 long names, empty name, zero TTL.
     // (A body that does not decode never reaches it.)
     assert_eq!(grew("lock_acquire_total", "result=\"error\""), 7.0);

@@ -22,6 +22,7 @@ pub fn routes() -> Router<Shared> {
         .route("/v1/locks/renew", post(renew).get(|s, q| describe_named(s, "renew", q)))
         .route("/v1/locks/release", post(release).get(|s, q| describe_named(s, "release", q)))
         .route("/v1/locks/validate-fence", post(validate_fence).get(|s, q| describe_named(s, "validate-fence", q)))
+        .route("/v1/locks/force-release", post(force_release).get(|s, q| describe_named(s, "force-release", q)))
         .route("/v1/locks/{*name}", get(describe))
 }
 
@@ -201,6 +202,45 @@ async fn validate_fence(State(http): State<Shared>, body: Result<Bytes, BytesRej
     };
     let r = grpc(&http.api, http.locks.validate_fence(Request::new(req)).await)?;
     Ok(Json(FenceJson { current: r.current, current_tokens: r.current_tokens }))
+}
+
+/// `POST /v1/locks/force-release` (admin): `{name, request_id}` or `{name, all: true,
+/// max_token?}`, as `Locks.ForceRelease`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ForceBody {
+    name: String,
+    request_id: Option<String>,
+    all: Option<bool>,
+    #[serde(default)]
+    max_token: u64,
+}
+
+#[derive(Serialize)]
+struct ForceJson {
+    was_held: bool,
+    released: Vec<LeaseJson>,
+    granted: Vec<LeaseJson>,
+    log_index: u64,
+}
+
+async fn force_release(State(http): State<Shared>, body: Result<Bytes, BytesRejection>) -> Reply<ForceJson> {
+    use pb::force_release_request::Target;
+    let b: ForceBody = body::json(&body?)?;
+    let target = match (b.request_id, b.all) {
+        (Some(id), None) => Some(Target::RequestId(id)),
+        (None, Some(all)) => Some(Target::All(all)),
+        (None, None) => None,
+        (Some(_), Some(_)) => return Err(HttpError::invalid("all", "give request_id or all, not both")),
+    };
+    let req = pb::ForceReleaseRequest { name: b.name, target, max_token: b.max_token };
+    let r = grpc(&http.api, http.locks.force_release(Request::new(req)).await)?;
+    Ok(Json(ForceJson {
+        was_held: r.was_held,
+        released: r.released.into_iter().map(LeaseJson::from).collect(),
+        granted: r.granted.into_iter().map(LeaseJson::from).collect(),
+        log_index: r.log_index,
+    }))
 }
 
 #[derive(Serialize)]
