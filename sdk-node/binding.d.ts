@@ -168,6 +168,7 @@ export interface LockEvent {
   owner: string
   mode: string
   position: number
+  forced: boolean
   atMs: number
 }
 

@@ -163,6 +163,8 @@ export interface LockEvent {
   mode: Mode
   /** QUEUED: 1-based place in the queue; otherwise 0. */
   position: number
+  /** RELEASED by an administrator's ForceRelease (`tenure force-release`) rather than by the holder. */
+  forced: boolean
   /** The leader's wall-clock time of the entry. */
   at: Date
 }

@@ -296,6 +296,7 @@ function lockEvent(e) {
     owner: e.owner,
     mode: e.mode,
     position: e.position,
+    forced: e.forced,
     at: date(e.atMs),
   }
 }

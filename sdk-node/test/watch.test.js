@@ -64,6 +64,7 @@ describe('watch', () => {
 
     const [granted, released, regranted] = events
     assert.deepEqual(events.map((e) => e.kind), ['GRANTED', 'RELEASED', 'GRANTED'])
+    assert.deepEqual(events.map((e) => e.forced), [false, false, false])
     assert.ok(events.every((e) => e.name === name))
     assert.ok(granted.index < released.index && released.index < regranted.index, 'increasing index')
     assert.equal(typeof granted.index, 'bigint')

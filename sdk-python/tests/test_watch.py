@@ -36,6 +36,7 @@ async def take_async(watch: tenure.AsyncWatch, n: int, timeout: float = EVENT_WA
 def check_acquired_released_acquired(events: list[LockEvent], name: str, first: int, second: int) -> None:
     granted, released, regranted = events
     assert [e.kind for e in events] == ["GRANTED", "RELEASED", "GRANTED"]
+    assert not released.forced, "the holder released it, not an administrator"
     assert all(e.name == name for e in events)
     assert granted.index < released.index < regranted.index
     assert (granted.token, released.token, regranted.token) == (first, first, second)

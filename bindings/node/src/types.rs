@@ -201,6 +201,7 @@ pub struct LockEvent {
     pub owner: String,
     pub mode: String,
     pub position: f64,
+    pub forced: bool,
     pub at_ms: f64,
 }
 
@@ -215,6 +216,7 @@ impl From<tenure::LockEvent> for LockEvent {
             owner: e.owner,
             mode: e.mode.as_str().to_string(),
             position: e.position as f64,
+            forced: e.forced,
             at_ms: epoch_ms(e.at),
         }
     }

@@ -281,6 +281,8 @@ pub struct LockEvent {
     pub owner: String,
     pub mode: &'static str,
     pub position: u64,
+    /// RELEASED by an administrator's ForceRelease rather than by the holder.
+    pub forced: bool,
     pub at: SystemTime,
 }
 
@@ -295,6 +297,7 @@ impl From<tenure::LockEvent> for LockEvent {
             owner: e.owner,
             mode: e.mode.as_str(),
             position: e.position,
+            forced: e.forced,
             at: e.at,
         }
     }
@@ -303,6 +306,6 @@ impl From<tenure::LockEvent> for LockEvent {
 #[pymethods]
 impl LockEvent {
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
-        repr(slf, "LockEvent", &["index", "kind", "name", "request_id", "token", "owner", "mode", "position", "at"])
+        repr(slf, "LockEvent", &["index", "kind", "name", "request_id", "token", "owner", "mode", "position", "forced", "at"])
     }
 }
