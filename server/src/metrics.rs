@@ -3,7 +3,8 @@
 //! Counters and histograms are process-wide (one process is one node) and are updated where the
 //! thing happens; gauges that describe state (lock counts, Raft indexes) are read when scraped.
 //! Per-request counters count what this node answered, so a cluster's totals are the sum over
-//! its nodes; `lock_expire_total` counts expiries this node applied, the same on every node.
+//! its nodes; `lock_expire_total` counts expiries this node applied since it started (entries
+//! re-applied after a restart count again; those covered by an installed snapshot do not).
 
 use std::sync::LazyLock;
 use std::time::Duration;

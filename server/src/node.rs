@@ -375,6 +375,8 @@ async fn probe(network: &Network, addr: &str, identity: &Identity) -> Option<rpb
 /// what the member itself reports, so no member is replaced.
 async fn fill_http_addrs(raft: Raft, network: Network, identity: Identity, dial: BTreeMap<NodeId, String>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // A probe of a member that is down takes its 2 s timeout: tick a second after it, not at once.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let m = raft.metrics().borrow().clone();

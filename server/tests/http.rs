@@ -414,7 +414,7 @@ async fn the_http_api_does_what_grpc_does_with_the_same_codes() {
     let status = cluster.status(leader).await.expect("status");
     assert_eq!(metric(&after, "raft_term", ""), status.term as f64);
     assert!(metric(&after, "raft_applied_index", "") >= 1.0);
-    assert!(metric(&after, "raft_commit_index", "") >= metric(&after, "raft_applied_index", "") - 1.0);
+    assert!(metric(&after, "raft_commit_index", "") >= metric(&after, "raft_applied_index", ""));
     let f_metrics = get(&f, "/metrics").await.text();
     assert_eq!(metric(&f_metrics, "raft_state", "state=\"follower\""), 1.0);
     let f_active = eventually("the follower applies the same held count", Duration::from_secs(10), || async {
@@ -423,6 +423,28 @@ async fn the_http_api_does_what_grpc_does_with_the_same_codes() {
     })
     .await;
     assert_eq!(f_active, 2.0);
+
+    // Ready under a steady stream of writes (an entry committed and not yet applied is normal).
+    let writer = {
+        let mut c = cluster.locks(leader).await;
+        tokio::spawn(async move {
+            for i in 0..300 {
+                let id = format!("load-{i}");
+                c.acquire(common::acquire_req("load", &id, 10_000, 0)).await.expect("acquire");
+                c.release(pb::ReleaseRequest { name: "load".into(), request_id: id }).await.expect("release");
+            }
+        })
+    };
+    let mut probes = 0;
+    while !writer.is_finished() {
+        for addr in [&l, &f] {
+            let r = get(addr, "/readyz").await;
+            assert_eq!(r.status, 200, "not ready under writes: {}", r.text());
+            probes += 1;
+        }
+    }
+    writer.await.expect("writer");
+    assert!(probes >= 4, "the probes ran while the writes did ({probes})");
 
     let missing: Vec<_> = spec.operations().difference(&spec.seen).cloned().collect();
     assert!(missing.is_empty(), "operations of the OpenAPI document never answered 200 here: {missing:?}");
@@ -469,5 +491,5 @@ async fn a_node_cut_off_from_the_leader_is_alive_but_not_ready() {
     let leader = cluster.leader().await;
     let reply = cut_off(&mut cluster, leader).await;
     let reason = reply["reason"].as_str().unwrap_or_default();
-    assert!(reason.contains("no leader known") || reason.contains("leader"), "{reply}");
+    assert!(reason.contains("cannot confirm it still leads") || reason.contains("heard from no quorum"), "{reply}");
 }

@@ -306,6 +306,10 @@ impl From<tenure::LockEvent> for LockEvent {
 #[pymethods]
 impl LockEvent {
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
-        repr(slf, "LockEvent", &["index", "kind", "name", "request_id", "token", "owner", "mode", "position", "forced", "at"])
+        repr(
+            slf,
+            "LockEvent",
+            &["index", "kind", "name", "request_id", "token", "owner", "mode", "position", "forced", "at"],
+        )
     }
 }

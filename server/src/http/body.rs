@@ -36,12 +36,10 @@ pub fn json<T: DeserializeOwned>(body: &Bytes) -> Result<T, HttpError> {
 }
 
 impl From<BytesRejection> for HttpError {
-    /// A body that could not be read (too large, cut off): INVALID_ARGUMENT on `body`, with the
-    /// rejection's own status (413 for too large).
+    /// A body that could not be read (too large, cut off): INVALID_ARGUMENT on `body`, 400 as
+    /// every INVALID_ARGUMENT.
     fn from(e: BytesRejection) -> Self {
-        let mut err = HttpError::invalid("body", format!("body: {}", e.body_text()));
-        err.status = e.status();
-        err
+        HttpError::invalid("body", format!("body: {}", e.body_text()))
     }
 }
 
@@ -139,8 +137,9 @@ pub fn percent_decode(s: &str) -> Result<String, String> {
     while i < b.len() {
         match b[i] {
             b'%' => {
-                let hex = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
-                let byte = hex.and_then(|h| u8::from_str_radix(h, 16).ok());
+                // Two hex digits exactly: `from_str_radix` alone would take `%+f`.
+                let hex = b.get(i + 1..i + 3).filter(|h| h.iter().all(u8::is_ascii_hexdigit));
+                let byte = hex.and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok());
                 let Some(byte) = byte else { return Err(format!("{s:?} has a malformed %-escape")) };
                 out.push(byte);
                 i += 3;
@@ -203,6 +202,7 @@ mod tests {
         let q = Query::parse(Some("prefx=a")).unwrap();
         assert_eq!(q.finish().unwrap_err().field.as_deref(), Some("prefx"));
         assert!(Query::parse(Some("a=%ff")).is_err());
+        assert!(Query::parse(Some("a=%+f")).is_err());
         assert!(Query::parse(Some("a=1&a=2")).is_err());
     }
 }

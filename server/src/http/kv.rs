@@ -111,7 +111,9 @@ async fn delete(
 
 #[derive(Serialize)]
 struct ItemJson {
+    /// The key as text (lossy when it is not UTF-8; `key_base64` is exact).
     key: String,
+    key_base64: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     value: Option<String>,
     value_base64: String,
@@ -148,6 +150,7 @@ async fn list(State(http): State<Shared>, RawQuery(q): RawQuery) -> Reply<KeysJs
             .into_iter()
             .map(|kv| ItemJson {
                 key: String::from_utf8_lossy(&kv.key).into_owned(),
+                key_base64: BASE64.encode(&kv.key),
                 value_base64: BASE64.encode(&kv.value),
                 value: String::from_utf8(kv.value).ok(),
                 revision: kv.revision,

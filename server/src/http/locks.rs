@@ -230,7 +230,7 @@ async fn force_release(State(http): State<Shared>, body: Result<Bytes, BytesReje
     let target = match (b.request_id, b.all) {
         (Some(id), None) => Some(Target::RequestId(id)),
         (None, Some(all)) => Some(Target::All(all)),
-        (None, None) => None,
+        (None, None) => return Err(HttpError::invalid("request_id", "give request_id (one hold) or all: true")),
         (Some(_), Some(_)) => return Err(HttpError::invalid("all", "give request_id or all, not both")),
     };
     let req = pb::ForceReleaseRequest { name: b.name, target, max_token: b.max_token };

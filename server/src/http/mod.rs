@@ -32,6 +32,9 @@ use crate::api::Api;
 /// The OpenAPI 3 document of this API, served at `/v1/openapi.json`.
 pub const OPENAPI: &str = include_str!("openapi.json");
 
+/// How far apply may lag the committed index it has to reach before `/readyz` says not ready.
+const APPLY_LAG: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// What the handlers share: the three gRPC services and what health and metrics read.
 pub struct Http {
     api: Arc<Api>,
@@ -132,12 +135,20 @@ async fn ready(http: &Http) -> Result<(), String> {
             Err(_) => return Err(format!("this leader heard from no quorum within {timeout:?}")),
         }
     }
-    let applied = m.last_applied.map_or(0, |l| l.index);
+    // Under load an entry is nearly always committed and not yet applied: wait (bounded) for
+    // apply to reach what was committed when the probe came, rather than compare two moving
+    // numbers.
     let committed = http.committed.load(Ordering::Relaxed);
-    if applied < committed {
-        return Err(format!("applied index {applied} is behind the committed index {committed}"));
+    let mut applied = http.api.state.applied_index();
+    let caught_up = tokio::time::timeout(APPLY_LAG, applied.wait_for(|&a| a >= committed)).await.map(|r| r.is_ok());
+    match caught_up {
+        Ok(true) => Ok(()),
+        Ok(false) => Err("the state machine has stopped".to_string()),
+        Err(_) => Err(format!(
+            "applied index {} is behind the committed index {committed} for more than {APPLY_LAG:?}",
+            *applied.borrow()
+        )),
     }
-    Ok(())
 }
 
 async fn not_found(uri: axum::http::Uri) -> Response {
