@@ -27,11 +27,25 @@ pub enum ForceReleaseTarget {
     All,
 }
 
+/// When the waiters of a force-released lock get it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Handover {
+    /// After the longest TTL (or lock-delay, if longer) of the released holds, as after an
+    /// expiry: by then each old holder's client has found its lease lost, at a renewal or by
+    /// its own clock, so nobody else holds the lock while an old holder may still think it does.
+    #[default]
+    AfterTtl,
+    /// At once, in the same log entry. An old holder may still believe it holds the lock until
+    /// its next renewal (up to a third of its TTL, longer if its renewals stall); only fencing
+    /// tokens then protect the resource.
+    Immediate,
+}
+
 /// What [`Client::force_release`] did.
 ///
 /// ```no_run
 /// # async fn f(c: tenure::Client) -> Result<(), tenure::Error> {
-/// let r = c.force_release("job", tenure::ForceReleaseTarget::All).await?;
+/// let r = c.force_release("job", tenure::ForceReleaseTarget::All, tenure::Handover::AfterTtl).await?;
 /// for l in &r.released {
 ///     println!("released {} (token {})", l.request_id, l.token);
 /// }
@@ -41,8 +55,9 @@ pub enum ForceReleaseTarget {
 pub struct ForceReleased {
     /// The holds released, as they were (empty: there was nothing to release).
     pub released: Vec<LeaseInfo>,
-    /// The waiters granted in their place, with higher fencing tokens (empty when nobody
-    /// waited, or while the released hold's lock-delay runs).
+    /// The waiters granted in their place, with higher fencing tokens: with
+    /// [`Handover::Immediate`] only; empty when nobody waited or a lock-delay runs. With
+    /// [`Handover::AfterTtl`] they are granted when the delay ends.
     pub granted: Vec<LeaseInfo>,
     /// The Raft log index that applied it; 0 when no call was needed (`All` on a free lock).
     pub log_index: u64,
@@ -61,8 +76,8 @@ impl ForceReleased {
 
 impl Client {
     /// Admin: releases a hold of lock `name` on its holder's behalf, or every holder's with
-    /// [`ForceReleaseTarget::All`], and grants the next waiters as a release does. The old
-    /// holder's client finds its lease gone at its next renewal and reports it lost.
+    /// [`ForceReleaseTarget::All`]. The old holder's client finds its lease gone at its next
+    /// renewal and reports it lost; the next waiters are granted when `handover` says.
     ///
     /// Idempotent: releasing what is already gone answers with nothing released. A request
     /// id that is queued rather than held fails with [`Error::InvalidArgument`]. With `All`,
@@ -73,13 +88,20 @@ impl Client {
     /// ```no_run
     /// # async fn f(c: tenure::Client) -> Result<(), tenure::Error> {
     /// use tenure::ForceReleaseTarget;
-    /// let r = c.force_release("job", ForceReleaseTarget::Request("01JDQ3M4ZK8Y6V2W3X4Y5Z6A7B".into())).await?;
+    /// use tenure::Handover;
+    /// let id = ForceReleaseTarget::Request("01JDQ3M4ZK8Y6V2W3X4Y5Z6A7B".into());
+    /// let r = c.force_release("job", id, Handover::Immediate).await?;
     /// if let Some(next) = r.granted.first() {
     ///     println!("now held by {} with token {}", next.owner, next.token);
     /// }
     /// # Ok(()) }
     /// ```
-    pub async fn force_release(&self, name: &str, target: ForceReleaseTarget) -> Result<ForceReleased, Error> {
+    pub async fn force_release(
+        &self,
+        name: &str,
+        target: ForceReleaseTarget,
+        handover: Handover,
+    ) -> Result<ForceReleased, Error> {
         let (target, max_token) = match target {
             ForceReleaseTarget::Request(id) => (Target::RequestId(id), 0),
             ForceReleaseTarget::All => {
@@ -90,7 +112,8 @@ impl Client {
                 }
             }
         };
-        let req = pb::ForceReleaseRequest { name: name.to_string(), target: Some(target), max_token };
+        let immediate = handover == Handover::Immediate;
+        let req = pb::ForceReleaseRequest { name: name.to_string(), target: Some(target), max_token, immediate };
         let conn = &self.inner.conn;
         let r = conn
             .call("force_release", Route::Leader, self.inner.timeout, |ch| {

@@ -17,7 +17,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use crate::types::{ClusterStatus, Consistency, Fence, FenceStatus, KvEntry, LeaseInfo, LockDescription, LockSummary};
-use crate::{ClientBuilder, Error, ForceReleaseTarget, ForceReleased, LostSignal, Mode};
+use crate::{ClientBuilder, Error, ForceReleaseTarget, ForceReleased, Handover, LostSignal, Mode};
 
 static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
 
@@ -168,13 +168,18 @@ impl Client {
     ///
     /// ```no_run
     /// # fn f(c: tenure::blocking::Client) -> Result<(), tenure::Error> {
-    /// let r = c.force_release("job", tenure::ForceReleaseTarget::All)?;
+    /// let r = c.force_release("job", tenure::ForceReleaseTarget::All, tenure::Handover::AfterTtl)?;
     /// println!("released {} holds", r.released.len());
     /// # Ok(()) }
     /// ```
-    pub fn force_release(&self, name: &str, target: ForceReleaseTarget) -> Result<ForceReleased, Error> {
+    pub fn force_release(
+        &self,
+        name: &str,
+        target: ForceReleaseTarget,
+        handover: Handover,
+    ) -> Result<ForceReleased, Error> {
         let (c, name) = (self.inner.clone(), name.to_string());
-        block(async move { c.force_release(&name, target).await })
+        block(async move { c.force_release(&name, target, handover).await })
     }
 
     /// Holders and waiters of lock `name`; see [`crate::Client::describe_with`].

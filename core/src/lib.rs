@@ -52,7 +52,7 @@ mod watch;
 pub mod blocking;
 pub mod duration;
 
-pub use admin::{ForceReleaseTarget, ForceReleased};
+pub use admin::{ForceReleaseTarget, ForceReleased, Handover};
 pub use blocking::runtime;
 #[cfg(feature = "buggy")]
 #[doc(hidden)]

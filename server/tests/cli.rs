@@ -347,7 +347,7 @@ async fn force_release_frees_a_hold_grants_the_waiter_and_all_empties_the_lock()
     })
     .await;
 
-    let args = ["--output", "json", "force-release", "forced", "--request-id", &request_id];
+    let args = ["--output", "json", "force-release", "forced", "--request-id", &request_id, "--immediate"];
     let doc: serde_json::Value = serde_json::from_str(&tenure_ok(dir.path(), &eps, &args).await).unwrap();
     assert_eq!(doc["was_held"], true, "{doc}");
     assert_eq!(doc["released"][0]["token"], token, "{doc}");
@@ -360,6 +360,7 @@ async fn force_release_frees_a_hold_grants_the_waiter_and_all_empties_the_lock()
     assert!(again.contains("nothing released"), "a second force-release is harmless: {again}");
     let all = tenure_ok(dir.path(), &eps, &["force-release", "forced", "--all"]).await;
     assert!(all.contains(&format!("released  request {} token {granted}", guard.request_id())), "{all}");
+    assert!(all.contains("once the released holds' TTL has passed"), "the default handover waits: {all}");
     assert!(holder_tokens(&c, "forced").await.is_empty());
     let none = tenure_ok(dir.path(), &eps, &["force-release", "forced", "--all"]).await;
     assert!(none.contains("no holders"), "{none}");

@@ -12,7 +12,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use tenure::{Client, Error, ForceReleaseTarget, LockEventKind};
+use tenure::{Client, Error, ForceReleaseTarget, Handover, LockEventKind};
 use tenure_proto::v1 as pb;
 use tenure_proto::v1::force_release_request::Target;
 
@@ -61,19 +61,21 @@ async fn forcing_a_holder_grants_the_next_waiter_and_the_old_holder_learns_it_lo
 
     // The admin talks to a follower only: the core follows the redirect.
     let admin = Client::builder().endpoints([cluster.addr(follower)]).owner("admin").connect().await.unwrap();
-    let r = admin.force_release("x", ForceReleaseTarget::Request(a_id.clone())).await.unwrap();
+    // The default handover: A's renewals fail at once, B gets the lock only after A's TTL.
+    let r = admin.force_release("x", ForceReleaseTarget::Request(a_id.clone()), Handover::AfterTtl).await.unwrap();
     assert!(r.was_held());
     assert_eq!(r.released.iter().map(|l| (l.request_id.as_str(), l.token)).collect::<Vec<_>>(), [(&*a_id, a_token)]);
-    assert_eq!(r.granted.len(), 1, "{r:?}");
-    assert_eq!(r.granted[0].request_id, queue[0], "the queue head (B) is granted");
-    assert!(r.granted[0].token > a_token, "B's token {} must exceed A's {a_token}", r.granted[0].token);
+    assert!(r.granted.is_empty(), "nobody is granted while A may still think it holds x: {r:?}");
 
-    let gb = tokio::time::timeout(WAIT, b_wait).await.unwrap().unwrap().unwrap();
-    assert_eq!(gb.token(), r.granted[0].token);
-    // A's renewals now answer LEASE_NOT_FOUND: its client reports the lease lost.
-    assert!(ga.renew().await.is_err(), "renewing a force-released lease must fail");
+    // A's client learns it lost the lease (its renewals now answer LEASE_NOT_FOUND) before
+    // anyone else holds the lock (DESIGN §3).
     tokio::time::timeout(WAIT, ga.lost()).await.expect("A's lost() resolves");
     assert!(!ga.is_held());
+    assert!(!b_wait.is_finished(), "B was granted before A's client knew it had lost the lease");
+    assert!(ga.renew().await.is_err(), "renewing a force-released lease must fail");
+    let gb = tokio::time::timeout(WAIT, b_wait).await.unwrap().unwrap().unwrap();
+    assert_eq!(gb.request_id(), queue[0], "the queue head (B) is granted");
+    assert!(gb.token() > a_token, "B's token {} must exceed A's {a_token}", gb.token());
     assert_eq!(waiters(&a, "x").await, [queue[1].clone()], "C stays queued");
     assert!(!c_wait.is_finished());
 
@@ -84,7 +86,7 @@ async fn forcing_a_holder_grants_the_next_waiter_and_the_old_holder_learns_it_lo
     let renew = pb::RenewRequest { name: "x".into(), request_id: a_id.clone() };
     assert_eq!(detail(&raw.renew(renew).await.unwrap_err()).code, "LEASE_NOT_FOUND");
     // Idempotent: a second force-release of the same request releases nothing.
-    let again = admin.force_release("x", ForceReleaseTarget::Request(a_id.clone())).await.unwrap();
+    let again = admin.force_release("x", ForceReleaseTarget::Request(a_id.clone()), Handover::AfterTtl).await.unwrap();
     assert!(!again.was_held() && again.granted.is_empty(), "{again:?}");
 
     // Watchers see a RELEASED event marked forced, then B's grant.
@@ -117,7 +119,8 @@ async fn all_on_a_shared_lock_releases_every_holder_and_grants_the_next_waiter(c
     .await;
 
     let admin = client(cluster, "admin").await;
-    let r = admin.force_release("sem", ForceReleaseTarget::All).await.unwrap();
+    // An immediate handover: the EXCLUSIVE head is granted in the same entry.
+    let r = admin.force_release("sem", ForceReleaseTarget::All, Handover::Immediate).await.unwrap();
     let mut released: Vec<u64> = r.released.iter().map(|l| l.token).collect();
     released.sort_unstable();
     let mut held: Vec<u64> = guards.iter().map(|g| g.token()).collect();
@@ -133,17 +136,17 @@ async fn all_on_a_shared_lock_releases_every_holder_and_grants_the_next_waiter(c
     }
     // Nothing left to force but the writer, granted after the call began its read: a second
     // `all` releases the writer only (a new call), and grants the reader.
-    let second = admin.force_release("sem", ForceReleaseTarget::All).await.unwrap();
+    let second = admin.force_release("sem", ForceReleaseTarget::All, Handover::Immediate).await.unwrap();
     assert_eq!(second.released.iter().map(|l| l.token).collect::<Vec<_>>(), [gw.token()]);
     let gr = tokio::time::timeout(WAIT, r_wait).await.unwrap().unwrap().unwrap();
     assert!(gr.token() > gw.token());
     gr.release().await.unwrap();
-    let nothing = admin.force_release("sem", ForceReleaseTarget::All).await.unwrap();
+    let nothing = admin.force_release("sem", ForceReleaseTarget::All, Handover::Immediate).await.unwrap();
     assert!(!nothing.was_held() && nothing.log_index == 0, "a free lock needs no call: {nothing:?}");
 }
 
 fn force(name: &str, target: Option<Target>, max_token: u64) -> pb::ForceReleaseRequest {
-    pb::ForceReleaseRequest { name: name.into(), target, max_token }
+    pb::ForceReleaseRequest { name: name.into(), target, max_token, immediate: false }
 }
 
 async fn bad_input_is_refused_naming_the_field_and_changes_nothing(cluster: &Cluster, leader: u64) {
@@ -176,7 +179,7 @@ async fn bad_input_is_refused_naming_the_field_and_changes_nothing(cluster: &Clu
     let err = raw.force_release(force("bad", id(&queued), 0)).await.unwrap_err();
     assert!(err.message().contains("queued") && err.message().contains("Release"), "{err:?}");
     // Through the core, the refusal keeps its field.
-    match c.force_release("bad", ForceReleaseTarget::Request(queued.clone())).await {
+    match c.force_release("bad", ForceReleaseTarget::Request(queued.clone()), Handover::Immediate).await {
         Err(Error::InvalidArgument { field, .. }) => assert_eq!(field, "request_id"),
         other => panic!("{other:?}"),
     }
@@ -184,7 +187,8 @@ async fn bad_input_is_refused_naming_the_field_and_changes_nothing(cluster: &Clu
     assert_eq!(d.holders.iter().map(|h| h.token).collect::<Vec<_>>(), [g.token()], "nothing changed");
     assert_eq!(d.waiters.iter().map(|w| w.request_id.clone()).collect::<Vec<_>>(), [queued]);
     // An id never seen: nothing released, and no tombstone (the id stays usable).
-    let ghost = c.force_release("bad", ForceReleaseTarget::Request("never-seen".into())).await.unwrap();
+    let ghost =
+        c.force_release("bad", ForceReleaseTarget::Request("never-seen".into()), Handover::Immediate).await.unwrap();
     assert!(!ghost.was_held());
     let r = raw.acquire(acquire_req("ghost-lock", "never-seen", 3_000, 0)).await.unwrap().into_inner();
     assert_eq!(outcome(&r), pb::AcquireOutcome::Granted);
@@ -218,7 +222,7 @@ async fn only_the_leader_writes_the_audit_line(cluster: &Cluster, leader: u64) {
     let c = client(cluster, "audited").await;
     let g = c.lock("audit").acquire().await.unwrap();
     let id = g.request_id().to_owned();
-    c.force_release("audit", ForceReleaseTarget::Request(id.clone())).await.unwrap();
+    c.force_release("audit", ForceReleaseTarget::Request(id.clone()), Handover::Immediate).await.unwrap();
     let line = eventually("the audit line in the leader's log", WAIT, || async {
         plain(&cluster.log_of(leader))
             .lines()

@@ -274,12 +274,14 @@ async fn the_http_api_does_what_grpc_does_with_the_same_codes() {
     let again = post(&l, "/v1/locks/release", json!({"name": "jobs/a", "request_id": a_id})).await;
     assert_eq!(again.json(), json!({"was_held": false, "was_queued": false}), "release is idempotent");
 
-    // ForceRelease (admin): the queued request is granted with a higher token.
+    // ForceRelease (admin), with an immediate handover: the queued request is granted with a
+    // higher token in the same entry.
     let q2 = post(&l, "/v1/locks/acquire", json!({"name": "jobs/f", "request_id": "f1"})).await.json();
     let f1_token = q2["lease"]["token"].as_u64().expect("token");
     let f2 = post(&l, "/v1/locks/acquire", json!({"name": "jobs/f", "request_id": "f2", "wait_ms": 50})).await.json();
     assert_eq!(f2["outcome"], "QUEUED", "{f2}");
-    let forced = post(&l, "/v1/locks/force-release", json!({"name": "jobs/f", "request_id": "f1"})).await;
+    let forced =
+        post(&l, "/v1/locks/force-release", json!({"name": "jobs/f", "request_id": "f1", "immediate": true})).await;
     spec.reply("post", "/v1/locks/force-release", &forced);
     let forced = forced.json();
     assert_eq!((forced["was_held"].as_bool(), forced["released"][0]["request_id"].as_str()), (Some(true), Some("f1")));

@@ -59,7 +59,7 @@ pub async fn force_release(
 ) -> Result<pb::ForceReleaseResponse, ApiError> {
     let target = validate(&r)?;
     api.require_leader()?;
-    let cmd = Command::ForceRelease { name: r.name.clone(), target: target.clone() };
+    let cmd = Command::ForceRelease { name: r.name.clone(), target: target.clone(), immediate: r.immediate };
     let (result, log_index) = api.proposer.propose(cmd).await?;
     let peer = peer.map_or_else(|| "unknown".to_owned(), |p| p.to_string());
     let target = describe_target(&target);
@@ -75,6 +75,7 @@ pub async fn force_release(
                 released = ?request_ids,
                 tokens = ?tokens,
                 granted = ?granted_to,
+                immediate = r.immediate,
                 log_index,
                 peer = %peer,
                 "admin force-release"
@@ -107,7 +108,7 @@ mod tests {
     use super::*;
 
     fn req(name: &str, target: Option<Target>, max_token: u64) -> pb::ForceReleaseRequest {
-        pb::ForceReleaseRequest { name: name.into(), target, max_token }
+        pb::ForceReleaseRequest { name: name.into(), target, max_token, immediate: false }
     }
 
     fn field(r: pb::ForceReleaseRequest) -> String {

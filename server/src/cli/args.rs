@@ -96,10 +96,10 @@ pub struct WatchArgs {
 
 /// Admin: release a hold on its holder's behalf, or every holder's
 ///
-/// For a holder that is stuck but still renewing. The next waiters are granted in order (with
-/// higher fencing tokens) as after a release; waiters are never released. The old holder's
-/// client learns at its next renewal that the lease is gone. A hold taken with a lock-delay
-/// keeps the lock delayed for that long first, as after an expiry. Idempotent: releasing what
+/// For a holder that is stuck but still renewing. Its renewals fail at once, so its client
+/// learns at its next renewal that the lease is gone; the next waiters are granted in order
+/// (with higher fencing tokens) once the released holds' TTL (or lock-delay) has passed, or at
+/// once with --immediate. Waiters are never released. Idempotent: releasing what
 /// is already gone prints that nothing was released. The leader logs an audit line. Once the
 /// cluster requires auth, this needs a token with the `admin` right.
 #[derive(Debug, Args)]
@@ -109,6 +109,12 @@ pub struct ForceReleaseArgs {
     pub name: String,
     #[command(flatten)]
     pub target: ForceReleaseTarget,
+    /// Grant the next waiters at once. By default the lock first waits out the released holds'
+    /// TTL (or lock-delay, if longer), so an old holder that is still running has learned it
+    /// lost the lease before anyone else gets it; with --immediate only fencing tokens protect
+    /// the resource until its next renewal.
+    #[arg(long)]
+    pub immediate: bool,
 }
 
 #[derive(Debug, Args)]

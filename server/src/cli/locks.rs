@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use tenure::{Client, ForceReleaseTarget, LockGuard};
+use tenure::{Client, ForceReleaseTarget, Handover, LockGuard};
 
 use crate::args::{AcquireArgs, ForceReleaseArgs, LockOptions};
 use crate::exit::{Failure, LEASE_LOST, TIMEOUT};
@@ -103,7 +103,8 @@ pub async fn force_release(client: &Client, out: &Output, args: &ForceReleaseArg
         Some(id) => ForceReleaseTarget::Request(id.clone()),
         None => ForceReleaseTarget::All,
     };
-    let r = client.force_release(name, target).await?;
+    let handover = if args.immediate { Handover::Immediate } else { Handover::AfterTtl };
+    let r = client.force_release(name, target, handover).await?;
     let json = serde_json::json!({
         "name": name,
         "was_held": r.was_held(),
@@ -127,7 +128,11 @@ pub async fn force_release(client: &Client, out: &Output, args: &ForceReleaseArg
             lines.push(format!("  granted   request {} token {} owner {}", l.request_id, l.token, l.owner));
         }
         if r.granted.is_empty() {
-            lines.push("  granted   nobody (no waiter fits yet, or a lock-delay runs)".to_owned());
+            lines.push(if args.immediate {
+                "  granted   nobody (no waiter fits yet, or a lock-delay runs)".to_owned()
+            } else {
+                "  granted   the next waiters once the released holds' TTL has passed".to_owned()
+            });
         }
         lines.join("\n")
     });

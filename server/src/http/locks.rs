@@ -214,6 +214,9 @@ struct ForceBody {
     all: Option<bool>,
     #[serde(default)]
     max_token: u64,
+    /// Grant the next waiters at once rather than after the released holds' TTL.
+    #[serde(default)]
+    immediate: bool,
 }
 
 #[derive(Serialize)]
@@ -233,7 +236,7 @@ async fn force_release(State(http): State<Shared>, body: Result<Bytes, BytesReje
         (None, None) => return Err(HttpError::invalid("request_id", "give request_id (one hold) or all: true")),
         (Some(_), Some(_)) => return Err(HttpError::invalid("all", "give request_id or all, not both")),
     };
-    let req = pb::ForceReleaseRequest { name: b.name, target, max_token: b.max_token };
+    let req = pb::ForceReleaseRequest { name: b.name, target, max_token: b.max_token, immediate: b.immediate };
     let r = grpc(&http.api, http.locks.force_release(Request::new(req)).await)?;
     Ok(Json(ForceJson {
         was_held: r.was_held,

@@ -86,11 +86,15 @@ pub enum Command {
         if_fence: Option<Fence>,
     },
     /// An admin releases holds of `name` on their holders' behalf. Like a Release it leaves
-    /// tombstones (finish [`Finish::ForceReleased`]) and grants the next waiters; a released hold
-    /// with a lock-delay delays the lock as an expiry does. Waiters are never released.
+    /// tombstones (finish [`Finish::ForceReleased`]), so the holders' renewals fail at once;
+    /// unless `immediate`, the lock then stays delayed for the longest TTL (or lock-delay) of the
+    /// released holds before the next waiters are granted, so each old holder's client has
+    /// found its lease lost (at a renewal, or by its own clock) before anyone else holds the
+    /// lock (DESIGN §3), as after an expiry. Waiters are never released.
     ForceRelease {
         name: String,
         target: ForceTarget,
+        immediate: bool,
     },
 }
 
@@ -121,7 +125,7 @@ impl Command {
                     key.len() + value.len() + if_fence.as_ref().map_or(0, |f| f.name.len())
                 }
                 Command::KvDelete { key, if_fence } => key.len() + if_fence.as_ref().map_or(0, |f| f.name.len()),
-                Command::ForceRelease { name, target } => {
+                Command::ForceRelease { name, target, .. } => {
                     name.len()
                         + match target {
                             ForceTarget::Request(id) => id.len(),

@@ -23,12 +23,13 @@ fn shared(name: &str, id: &str, limit: u32) -> Acquire {
     Acquire { mode: Mode::Shared, limit, ..exclusive(name, id) }
 }
 
+/// An immediate handover: most tests here are about who is released and granted.
 fn force(name: &str, id: &str) -> Command {
-    Command::ForceRelease { name: name.into(), target: ForceTarget::Request(id.into()) }
+    Command::ForceRelease { name: name.into(), target: ForceTarget::Request(id.into()), immediate: true }
 }
 
 fn force_all(name: &str, max_token: u64) -> Command {
-    Command::ForceRelease { name: name.into(), target: ForceTarget::All { max_token } }
+    Command::ForceRelease { name: name.into(), target: ForceTarget::All { max_token }, immediate: true }
 }
 
 fn apply(t: &mut LockTable, cmd: Command) -> (CommandResult, Vec<Event>) {
@@ -198,6 +199,26 @@ fn a_force_released_hold_with_a_lock_delay_delays_the_lock_like_an_expiry() {
     let (result, events) = apply(&mut t, force("db", "old"));
     assert!(matches!(result, CommandResult::ForceRelease { ref granted, .. } if granted.is_empty()));
     assert!(events.contains(&Event::Delayed { name: "db".into(), delay_ms: 5_000 }));
+    assert_eq!(ids(&t, "db"), (vec![], vec!["next".into()]));
+    apply(&mut t, Command::EndDelay { name: "db".into() });
+    assert_eq!(ids(&t, "db").0, ["next"]);
+}
+
+#[test]
+fn by_default_the_lock_waits_out_the_released_holds_ttl_before_the_next_grant() {
+    // The old holder's renewal may have been acknowledged just before: its client learns of
+    // the loss at its next renewal (or by its own clock), within the TTL, before the next grant.
+    let mut t = LockTable::new();
+    token_of(&mut t, Acquire { ttl_ms: 20_000, lock_delay_ms: 1_000, ..exclusive("db", "old") });
+    token_of(&mut t, exclusive("db", "next"));
+    let safe =
+        Command::ForceRelease { name: "db".into(), target: ForceTarget::Request("old".into()), immediate: false };
+    let (result, events) = apply(&mut t, safe);
+    assert!(
+        matches!(result, CommandResult::ForceRelease { ref released, ref granted } if released.len() == 1 && granted.is_empty())
+    );
+    assert!(events.contains(&Event::Delayed { name: "db".into(), delay_ms: 20_000 }), "{events:?}");
+    assert!(matches!(t.request("old"), Some(RequestState::Finished(_))), "renewals of the old hold fail at once");
     assert_eq!(ids(&t, "db"), (vec![], vec!["next".into()]));
     apply(&mut t, Command::EndDelay { name: "db".into() });
     assert_eq!(ids(&t, "db").0, ["next"]);

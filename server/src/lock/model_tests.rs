@@ -153,7 +153,9 @@ impl Model {
                     CommandResult::KvDelete { existed: self.kv.remove(key).is_some() }
                 }
             }
-            Command::ForceRelease { name, target } => self.force_release(now, name, target, &mut ev),
+            Command::ForceRelease { name, target, immediate } => {
+                self.force_release(now, name, target, *immediate, &mut ev)
+            }
         };
         (result, ev)
     }
@@ -354,7 +356,14 @@ impl Model {
     }
 
     /// Releases holds only: an unknown id is a no-op without a tombstone, a queued one is refused.
-    fn force_release(&mut self, now: u64, name: &str, target: &ForceTarget, ev: &mut Vec<Event>) -> CommandResult {
+    fn force_release(
+        &mut self,
+        now: u64,
+        name: &str,
+        target: &ForceTarget,
+        immediate: bool,
+        ev: &mut Vec<Event>,
+    ) -> CommandResult {
         if bad_name(name) {
             return invalid("name");
         }
@@ -400,10 +409,13 @@ impl Model {
             });
             released.push(lease);
         }
-        for lease in &released {
-            if lease.lock_delay_ms > 0 {
-                self.delay(name, lease.lock_delay_ms, now, ev);
-            }
+        let delay = released
+            .iter()
+            .map(|l| if immediate { l.lock_delay_ms } else { l.ttl_ms.max(l.lock_delay_ms) })
+            .max()
+            .unwrap_or(0);
+        if delay > 0 {
+            self.delay(name, delay, now, ev);
         }
         let granted = self.pump(name, now, ev);
         self.cleanup(name);
@@ -634,10 +646,19 @@ fn arb_command() -> impl Strategy<Value = Command> {
                 if_fence,
             }),
         1 => (arb_key(), arb_fence()).prop_map(|(key, if_fence)| Command::KvDelete { key, if_fence }),
-        2 => arb_named_id().prop_map(|(name, id)| Command::ForceRelease { name, target: ForceTarget::Request(id) }),
+        2 => (arb_named_id(), any::<bool>()).prop_map(|((name, id), immediate)| Command::ForceRelease {
+            name,
+            target: ForceTarget::Request(id),
+            immediate
+        }),
         // max_token 0 releases every holder; a small one only the older holds.
-        2 => (arb_name_for(0), prop::sample::select(vec![0, 0, 2, 5, 9]))
-            .prop_map(|(name, max_token)| Command::ForceRelease { name, target: ForceTarget::All { max_token } }),
+        2 => (arb_name_for(0), prop::sample::select(vec![0, 0, 2, 5, 9]), any::<bool>()).prop_map(
+            |(name, max_token, immediate)| Command::ForceRelease {
+                name,
+                target: ForceTarget::All { max_token },
+                immediate
+            }
+        ),
     ]
 }
 

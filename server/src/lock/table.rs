@@ -497,7 +497,9 @@ impl LockTable {
                 }
                 Ok(CommandResult::KvDelete { existed })
             }
-            Command::ForceRelease { name, target } => self.force_release(now_ms, name, target, events),
+            Command::ForceRelease { name, target, immediate } => {
+                self.force_release(now_ms, name, target, *immediate, events)
+            }
         }
     }
 
@@ -696,6 +698,7 @@ impl LockTable {
         now_ms: u64,
         name: &str,
         target: &ForceTarget,
+        immediate: bool,
         events: &mut Vec<Event>,
     ) -> Result<CommandResult, Refusal> {
         check_name("name", name)?;
@@ -745,12 +748,16 @@ impl LockTable {
                 released.push(lease);
             }
         }
-        // The holder did not let go itself and may still be running: its lock-delay applies, as
-        // after an expiry.
-        for lease in &released {
-            if lease.lock_delay_ms > 0 {
-                self.start_delay(name, lease.lock_delay_ms, now_ms, events);
-            }
+        // The holders did not let go themselves and may still be running: their renewals fail
+        // from now on, and the lock waits out their TTL (or lock-delay, if longer) as after an
+        // expiry, unless the admin asked for an immediate handover.
+        let delay_ms = released
+            .iter()
+            .map(|l| if immediate { l.lock_delay_ms } else { l.ttl_ms.max(l.lock_delay_ms) })
+            .max()
+            .unwrap_or(0);
+        if delay_ms > 0 {
+            self.start_delay(name, delay_ms, now_ms, events);
         }
         let granted = self.grant_waiters(name, now_ms, events);
         self.drop_if_idle(name);
