@@ -102,6 +102,19 @@ async fn grpc_calls_need_a_known_token_with_the_right_and_the_prefix() {
     assert!(ops.force_release("jobs/x", target).await.expect("ops force-releases").was_held());
     drop(guard);
 
+    // The CLI sends --token (or TENURE_AUTH_TOKEN).
+    let cli = |token: &str, name: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tenure"))
+            .args(["--endpoints", &c.addr(1), "--token", token, "describe", name])
+            .env_remove("TENURE_AUTH_TOKEN")
+            .output()
+            .expect("run tenure");
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    assert_eq!(cli("reader-token", "jobs/x").0, Some(0));
+    let (status, stderr) = cli("reader-token", "other/x");
+    assert!(status == Some(125) && stderr.contains("PERMISSION_DENIED"), "{status:?} {stderr}");
+
     // KeepAlive checks each lease's name: a lease outside the prefix fails its batch.
     let mut locks = c.locks(c.leader().await).await;
     let (tx, rx) = tokio::sync::mpsc::channel(1);

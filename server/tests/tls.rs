@@ -86,6 +86,19 @@ async fn a_tls_cluster_replicates_and_serves_only_clients_that_trust_its_ca() {
     assert!(e.contains("TLS handshake"), "{e}");
     let e = web::request(&http, None, "GET", "/healthz", &[], b"").await.err().expect("plain HTTP to a TLS port fails");
     assert!(e.contains("HTTP"), "{e}");
+
+    // The CLI takes the CA with --tls-ca (or TENURE_TLS_CA).
+    let cli = |ca: Option<&std::path::Path>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tenure"));
+        cmd.args(["--endpoints", &c.addr(1), "--timeout", "2s", "describe", "jobs/x"]).env_remove("TENURE_TLS_CA");
+        if let Some(ca) = ca {
+            cmd.arg("--tls-ca").arg(ca);
+        }
+        cmd.output().expect("run tenure")
+    };
+    let out = cli(Some(&pki.ca));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!cli(None).status.success());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
