@@ -132,8 +132,8 @@ pub struct Settings {
     /// without a client certificate signed by --tls-ca. Clients of the API need none [default: false]
     #[arg(long, env = "TENURE_TLS_PEER_CLIENT_AUTH", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub tls_peer_client_auth: Option<bool>,
-    /// Bearer tokens and what each may do (TOML, see README "Access control") [default: none,
-    /// everything open]
+    /// Bearer tokens and what each may do (TOML, see README "TLS and access control") [default:
+    /// none, everything open]
     #[arg(long, env = "TENURE_AUTH_CONFIG", value_name = "FILE")]
     pub auth_config: Option<PathBuf>,
 }
@@ -385,6 +385,21 @@ mod tests {
         assert!(e.contains("--tls-cert") && e.contains("missing.pem") && e.contains("cannot read"), "{e}");
         let e = parse(&["--tls-cert", j, "--tls-key", j, "--tls-ca", j]).unwrap_err().to_string();
         assert!(e.contains("--tls-cert") && e.contains("junk.pem") && e.contains("no PEM certificate"), "{e}");
+        // A key that is not the certificate's.
+        let (a, b) = (
+            rcgen::generate_simple_self_signed(["a".to_string()]).unwrap(),
+            rcgen::generate_simple_self_signed(["b".to_string()]).unwrap(),
+        );
+        let (cert, key) = (dir.path().join("a.pem"), dir.path().join("b.key"));
+        std::fs::write(&cert, a.cert.pem()).unwrap();
+        std::fs::write(&key, b.key_pair.serialize_pem()).unwrap();
+        let (c, k) = (cert.to_str().unwrap(), key.to_str().unwrap());
+        let e = parse(&["--tls-cert", c, "--tls-key", k, "--tls-ca", c]).unwrap_err().to_string();
+        assert!(e.contains("--tls-key") && e.contains("b.key"), "{e}");
+        assert!(parse(&["--tls-cert", c, "--tls-key", c, "--tls-ca", c])
+            .unwrap_err()
+            .to_string()
+            .contains("no PEM private key"));
         let e = parse(&["--tls-cert", j]).unwrap_err().to_string();
         assert!(e.contains("go together"), "{e}");
         let e = parse(&["--tls-peer-client-auth"]).unwrap_err().to_string();
