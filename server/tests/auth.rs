@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{web, Cluster, HarnessClient};
+use common::{eventually, web, Cluster, HarnessClient};
 use serde_json::json;
 use tenure_proto::v1 as pb;
 use tokio_stream::StreamExt as _;
@@ -76,7 +76,17 @@ async fn grpc_calls_need_a_known_token_with_the_right_and_the_prefix() {
 
     // `lock` on jobs/: locks jobs/x (and keeps it alive), nothing outside, no KV, no admin.
     let ci = client(&c, Some("ci-token")).await;
-    let guard = ci.lock("jobs/x").ttl(ttl).acquire().await.expect("ci-runner locks jobs/x");
+    let guard = ci.lock("jobs/x").ttl(Duration::from_millis(1500)).acquire().await.expect("ci-runner locks jobs/x");
+    // Its client's KeepAlive stream carries the token too: the leader counts renewals (nothing
+    // else here renews a lease).
+    let leader_http = c.nodes[(c.leader().await - 1) as usize].http.clone();
+    eventually("a KeepAlive renewal of jobs/x", Duration::from_secs(10), || async {
+        let m = web::request(&leader_http, None, "GET", "/metrics", &[], b"").await.ok()?;
+        let renewed = m.body.lines().find(|l| l.starts_with("lock_renew_total "))?;
+        (renewed.split(' ').nth(1)?.parse::<f64>().ok()? > 0.0).then_some(())
+    })
+    .await;
+    assert!(guard.is_held());
     assert_eq!(code(ci.lock("other/x").ttl(ttl).acquire().await), "PERMISSION_DENIED");
     assert_eq!(code(ci.kv().put("jobs/k", "v", None).await), "PERMISSION_DENIED");
     let target = tenure::ForceReleaseTarget::Request(guard.request_id().to_string());
