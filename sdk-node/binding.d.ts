@@ -20,10 +20,10 @@ export declare class CancelToken {
 /** A client of a tenure cluster (the core's `Client`). Share one per process. */
 export declare class NativeClient {
   /**
-   * Checks the settings; contacts no node (connections open on first use). An empty
-   * `endpoints` means `TENURE_ENDPOINTS`, else `127.0.0.1:7070`.
+   * Checks the settings (and reads the CA file); contacts no node (connections open on first
+   * use). An empty `endpoints` means `TENURE_ENDPOINTS`, else `127.0.0.1:7070`.
    */
-  constructor(endpoints: Array<string>, owner?: string | undefined | null, timeoutMs?: number | undefined | null)
+  constructor(endpoints: Array<string>, owner?: string | undefined | null, timeoutMs?: number | undefined | null, tlsCaFile?: string | undefined | null, bearerToken?: string | undefined | null)
   get owner(): string
   get timeoutMs(): number
   /** Takes lock `name`, waiting as `options` say; `cancel` withdraws a waiting request. */

@@ -14,6 +14,13 @@ export interface ClientOptions {
   owner?: string
   /** How long one call may take, retries included (default 5000). Lock waits come on top. */
   timeoutMs?: number
+  /**
+   * The CA certificate (PEM file) of a cluster that serves TLS; endpoints without a scheme
+   * then use https.
+   */
+  tlsCaFile?: string
+  /** A bearer token sent with every call, for a cluster that requires one (`--auth-config`). */
+  bearerToken?: string
 }
 
 /** Options of `client.acquire()` and `client.withLock()`. */

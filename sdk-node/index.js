@@ -448,7 +448,7 @@ class Client {
   #native
 
   /**
-   * @param {{ endpoints?: string | string[], owner?: string, timeoutMs?: number }} [options]
+   * @param {{ endpoints?: string | string[], owner?: string, timeoutMs?: number, tlsCaFile?: string, bearerToken?: string }} [options]
    */
   constructor(options = {}) {
     const o = checkOptions(options, 'Client')
@@ -462,8 +462,19 @@ class Client {
       throw invalid('owner', 'owner must be a string')
     }
     const timeoutMs = optionalMs(o, 'timeoutMs')
+    for (const field of ['tlsCaFile', 'bearerToken']) {
+      if (o[field] !== undefined && o[field] !== null && typeof o[field] !== 'string') {
+        throw invalid(field, `${field} must be a string`)
+      }
+    }
     try {
-      this.#native = new native.NativeClient(endpoints, o.owner ?? null, timeoutMs ?? null)
+      this.#native = new native.NativeClient(
+        endpoints,
+        o.owner ?? null,
+        timeoutMs ?? null,
+        o.tlsCaFile ?? null,
+        o.bearerToken ?? null,
+      )
     } catch (e) {
       throw fromNative(e)
     }

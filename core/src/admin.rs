@@ -1,7 +1,7 @@
 //! Admin operations: [`Client::force_release`].
 //!
-//! Once the cluster turns on bearer-token auth (step 8), these need a token with the `admin`
-//! right; the client sends the token given to [`crate::ClientBuilder::bearer_token`].
+//! On a cluster started with `--auth-config`, these need a token with the `admin` right on the
+//! lock's name; the client sends the token given to [`crate::ClientBuilder::bearer_token`].
 
 use tenure_proto::v1 as pb;
 use tenure_proto::v1::force_release_request::Target;

@@ -178,6 +178,10 @@ fn classify_without_detail(status: &Status) -> Failure {
         Code::Unauthenticated => Failure::Final(Error::Unauthenticated(msg)),
         Code::PermissionDenied => Failure::Final(Error::PermissionDenied(msg)),
         Code::NotFound => Failure::Final(Error::LeaseLost(msg)),
+        // What plain HTTP/2 makes of a TLS handshake's bytes: say what is most likely wrong.
+        Code::Internal if status.message().contains("h2 protocol error") => Failure::Final(Error::Internal(format!(
+            "{msg} (if the cluster serves TLS, use https:// endpoints or give its CA certificate with tls_ca_file)"
+        ))),
         _ => Failure::Final(Error::Internal(msg)),
     }
 }

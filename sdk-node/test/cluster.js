@@ -104,12 +104,14 @@ process.on('exit', () => {
 class Cluster {
   /**
    * Starts a cluster of `size` nodes, each given the extra tenured `flags`; files go under a
-   * fresh temporary directory.
+   * fresh temporary directory. `bearerToken` is the harness's own, for a cluster started with
+   * `--auth-config`.
    */
-  static async start(size = 3, flags = []) {
+  static async start(size = 3, flags = [], { bearerToken } = {}) {
     const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tenure-node-test-'))
     const ports = await freePorts(2 * size)
     const cluster = new Cluster(tenuredBin(), root, ports, size, flags)
+    cluster.bearerToken = bearerToken
     try {
       for (const n of [...cluster.nodes].reverse()) cluster.spawn(n.id)
       await cluster.waitReady()
@@ -194,7 +196,7 @@ class Cluster {
   async status(id) {
     let probe = this.probes.get(id)
     if (!probe) {
-      probe = new tenure.Client({ endpoints: [this.node(id).addr], timeoutMs: 1000 })
+      probe = new tenure.Client({ endpoints: [this.node(id).addr], timeoutMs: 1000, bearerToken: this.bearerToken })
       this.probes.set(id, probe)
     }
     try {
@@ -223,7 +225,7 @@ class Cluster {
 
   /** Waits until a leader serves lock calls (a try-lock succeeds); resolves to its id. */
   async waitReady(timeoutMs = 30_000) {
-    const client = new tenure.Client({ endpoints: this.endpoints, timeoutMs: 2000 })
+    const client = new tenure.Client({ endpoints: this.endpoints, timeoutMs: 2000, bearerToken: this.bearerToken })
     try {
       await eventually(
         'the cluster to serve a try-lock',

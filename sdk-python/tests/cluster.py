@@ -72,10 +72,14 @@ class Node:
 class Cluster:
     """A 3-node cluster started from the ``tenured`` binary at ``binary``, its files under ``root``."""
 
-    def __init__(self, binary: str, root: Path, size: int = 3, flags: Sequence[str] = ()) -> None:
+    def __init__(
+        self, binary: str, root: Path, size: int = 3, flags: Sequence[str] = (), token: str | None = None
+    ) -> None:
         self.binary = binary
         #: Extra ``tenured`` flags for every node (caps, history sizes).
         self.flags = list(flags)
+        #: The harness's bearer token, for a cluster started with ``--auth-config``.
+        self.token = token
         ports = free_ports(2 * size)
         self.nodes = [Node(i + 1, ports[2 * i], ports[2 * i + 1], root) for i in range(size)]
         self.peers = ",".join(f"{n.id}={n.addr}" for n in self.nodes)
@@ -137,7 +141,7 @@ class Cluster:
         self.stopped.discard(node_id)
 
     def status(self, node_id: int) -> tenure.ClusterStatus | None:
-        with tenure.Client(self.node(node_id).addr, timeout=1.0) as c:
+        with tenure.Client(self.node(node_id).addr, timeout=1.0, bearer_token=self.token) as c:
             try:
                 return c.cluster_status()
             except tenure.TenureError:
@@ -159,7 +163,7 @@ class Cluster:
 
     def wait_ready(self, timeout: float = 30.0) -> int:
         """Waits until a leader serves lock calls (a try-lock succeeds); returns its id."""
-        with tenure.Client(self.endpoints, timeout=2.0) as c:
+        with tenure.Client(self.endpoints, timeout=2.0, bearer_token=self.token) as c:
 
             def probe() -> bool:
                 lease = c.try_acquire("harness-probe", ttl=5)

@@ -36,8 +36,10 @@ def tenured_bin() -> str:
     return binary
 
 
-def start_cluster(binary: str, root: Path, flags: Sequence[str] = ()) -> Iterator[Cluster]:
-    cluster = Cluster(binary, root, flags=flags)
+def start_cluster(
+    binary: str, root: Path, flags: Sequence[str] = (), token: str | None = None
+) -> Iterator[Cluster]:
+    cluster = Cluster(binary, root, flags=flags, token=token)
     try:
         cluster.start()
     except BaseException:
@@ -66,6 +68,30 @@ def fault_cluster(tenured_bin: str, tmp_path_factory: pytest.TempPathFactory) ->
 def short_history_cluster(tenured_bin: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """A cluster whose nodes keep only the last 10 or so lock events for watches."""
     yield from start_cluster(tenured_bin, tmp_path_factory.mktemp("short-history"), ["--watch-history", "10"])
+
+
+AUTH = """
+[[token]]
+name = "harness"
+token = "harness-token"
+prefixes = [""]
+rights = ["read", "lock"]
+
+[[token]]
+name = "dashboard"
+token = "reader-token"
+prefixes = ["jobs/"]
+rights = ["read"]
+"""
+
+
+@pytest.fixture(scope="module")
+def auth_cluster(tenured_bin: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A cluster that requires bearer tokens (``--auth-config``); the harness uses ``harness-token``."""
+    root = tmp_path_factory.mktemp("auth")
+    (root / "auth.toml").write_text(AUTH)
+    flags = ["--auth-config", str(root / "auth.toml")]
+    yield from start_cluster(tenured_bin, root, flags, token="harness-token")
 
 
 @pytest.fixture

@@ -4,14 +4,17 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use serde::Deserialize;
 
+use crate::api::auth::Access;
 use crate::api::ApiLimits;
 use crate::lock::Caps;
 use crate::raft::NodeId;
+use crate::tls::TlsSettings;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -115,6 +118,24 @@ pub struct Settings {
     /// Log filter, e.g. `info` or `tenure_server=debug` [default: info,openraft=warn; RUST_LOG also works]
     #[arg(long, env = "TENURE_LOG")]
     pub log: Option<String>,
+    /// This node's TLS certificate (PEM, chain first), for the gRPC and HTTP ports and as its
+    /// client certificate towards peers. With --tls-key and --tls-ca, turns TLS on [default: off]
+    #[arg(long, env = "TENURE_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1)
+    #[arg(long, env = "TENURE_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// The CA certificate(s) (PEM) that sign the nodes' certificates: peers are verified against it
+    #[arg(long, env = "TENURE_TLS_CA", value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// Nodes present their certificate to each other, and the Raft service refuses a connection
+    /// without a client certificate signed by --tls-ca. Clients of the API need none [default: false]
+    #[arg(long, env = "TENURE_TLS_PEER_CLIENT_AUTH", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub tls_peer_client_auth: Option<bool>,
+    /// Bearer tokens and what each may do (TOML, see README "TLS and access control") [default:
+    /// none, everything open]
+    #[arg(long, env = "TENURE_AUTH_CONFIG", value_name = "FILE")]
+    pub auth_config: Option<PathBuf>,
 }
 
 /// The resolved configuration.
@@ -140,6 +161,10 @@ pub struct Config {
     pub cache_bytes: u64,
     pub log_format: LogFormat,
     pub log: String,
+    /// TLS on every port, from --tls-cert/--tls-key/--tls-ca.
+    pub tls: Option<TlsSettings>,
+    /// Bearer-token rules of --auth-config (open without one).
+    pub access: Arc<Access>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -199,7 +224,12 @@ impl Settings {
             watch_history,
             cache_mb,
             log_format,
-            log
+            log,
+            tls_cert,
+            tls_key,
+            tls_ca,
+            tls_peer_client_auth,
+            auth_config
         )
     }
 
@@ -256,6 +286,26 @@ impl Settings {
         if snapshot_interval == 0 {
             return Err(bad("snapshot-interval", "must be at least 1"));
         }
+        let tls = match (&s.tls_cert, &s.tls_key, &s.tls_ca) {
+            (None, None, None) => {
+                if s.tls_peer_client_auth == Some(true) {
+                    return Err(bad("tls-peer-client-auth", "needs TLS: give --tls-cert, --tls-key and --tls-ca"));
+                }
+                None
+            }
+            (Some(cert), Some(key), Some(ca)) => {
+                Some(TlsSettings::load(cert, key, ca, s.tls_peer_client_auth.unwrap_or(false)).map_err(ConfigError)?)
+            }
+            _ => {
+                return Err(ConfigError(
+                    "--tls-cert, --tls-key and --tls-ca go together: give all three to turn TLS on, or none".into(),
+                ))
+            }
+        };
+        let access = match &s.auth_config {
+            Some(path) => Access::load(path).map_err(ConfigError)?,
+            None => Access::open(),
+        };
         Ok(Config {
             id,
             listen,
@@ -280,6 +330,8 @@ impl Settings {
             cache_bytes: s.cache_mb.unwrap_or(64) * 1024 * 1024,
             log_format: s.log_format.unwrap_or(LogFormat::Text),
             log: s.log.unwrap_or_else(|| std::env::var("RUST_LOG").unwrap_or_else(|_| "info,openraft=warn".into())),
+            tls,
+            access: Arc::new(access),
         })
     }
 }
@@ -319,5 +371,43 @@ mod tests {
         assert!(parse(&["--id", "3", "--peers", "1=a:1,2=b:2"]).unwrap_err().to_string().contains("must include"));
         assert!(parse(&["--listen", "nope"]).unwrap_err().to_string().contains("--listen"));
         assert!(parse(&["--election-min-ms", "50"]).unwrap_err().to_string().contains("heartbeat-ms"));
+    }
+
+    #[test]
+    fn bad_tls_and_auth_files_name_the_file_and_the_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        let m = missing.to_str().unwrap();
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "not a certificate").unwrap();
+        let j = junk.to_str().unwrap();
+        let e = parse(&["--tls-cert", m, "--tls-key", m, "--tls-ca", m]).unwrap_err().to_string();
+        assert!(e.contains("--tls-cert") && e.contains("missing.pem") && e.contains("cannot read"), "{e}");
+        let e = parse(&["--tls-cert", j, "--tls-key", j, "--tls-ca", j]).unwrap_err().to_string();
+        assert!(e.contains("--tls-cert") && e.contains("junk.pem") && e.contains("no PEM certificate"), "{e}");
+        // A key that is not the certificate's.
+        let (a, b) = (
+            rcgen::generate_simple_self_signed(["a".to_string()]).unwrap(),
+            rcgen::generate_simple_self_signed(["b".to_string()]).unwrap(),
+        );
+        let (cert, key) = (dir.path().join("a.pem"), dir.path().join("b.key"));
+        std::fs::write(&cert, a.cert.pem()).unwrap();
+        std::fs::write(&key, b.key_pair.serialize_pem()).unwrap();
+        let (c, k) = (cert.to_str().unwrap(), key.to_str().unwrap());
+        let e = parse(&["--tls-cert", c, "--tls-key", k, "--tls-ca", c]).unwrap_err().to_string();
+        assert!(e.contains("--tls-key") && e.contains("b.key"), "{e}");
+        assert!(parse(&["--tls-cert", c, "--tls-key", c, "--tls-ca", c])
+            .unwrap_err()
+            .to_string()
+            .contains("no PEM private key"));
+        let e = parse(&["--tls-cert", j]).unwrap_err().to_string();
+        assert!(e.contains("go together"), "{e}");
+        let e = parse(&["--tls-peer-client-auth"]).unwrap_err().to_string();
+        assert!(e.contains("--tls-peer-client-auth"), "{e}");
+        let bad = dir.path().join("auth.toml");
+        std::fs::write(&bad, "[[token]]\nname = \"a\"\ntoken = \"t\"\nprefixes = [\"\"]\nrights = [\"fly\"]\n")
+            .unwrap();
+        let e = parse(&["--auth-config", bad.to_str().unwrap()]).unwrap_err().to_string();
+        assert!(e.contains("--auth-config") && e.contains("auth.toml") && e.contains("fly"), "{e}");
     }
 }

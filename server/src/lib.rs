@@ -10,3 +10,4 @@ pub mod metrics;
 pub mod node;
 pub mod propose;
 pub mod raft;
+pub mod tls;

@@ -143,7 +143,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     check_recovered(&log_store, applied, acked, storage.data_path())?;
     log_store.purge_behind(sm.shared().applied_index(), sm.staged_writes());
     let shared = sm.shared();
-    let network = Network::new(identity.clone(), config.peer_dial.clone().into_iter().collect::<HashMap<_, _>>());
+    let network = Network::new(identity.clone(), config.peer_dial.clone().into_iter().collect::<HashMap<_, _>>())
+        .with_tls(config.tls.as_ref().map(|t| t.grpc_peer_client()));
     let raft = Raft::new(config.id, raft_config(&config)?, network.clone(), log_store, sm)
         .await
         .map_err(|e| anyhow!("raft failed to start: {e}"))?;
@@ -161,6 +162,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         limits: config.limits.clone(),
         cluster_id: Arc::new(move || cluster_identity.cluster_id()),
         election_timeout_ms: config.election_max.as_millis() as u64,
+        access: config.access.clone(),
     });
     let me = TenureNode { grpc_addr: config.advertise.clone(), http_addr: config.http.clone() };
 
@@ -203,15 +205,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
                 Ok::<_, std::io::Error>(s)
             }
         });
-        tonic::transport::Server::builder()
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = &config.tls {
+            builder = builder.tls_config(tls.grpc_server()).context("TLS setup of the gRPC port")?;
+        }
+        builder
             .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
             .add_service(
-                rpb::raft_server::RaftServer::new(RaftService::new(
-                    raft.clone(),
-                    identity.clone(),
-                    shared.clone(),
-                    me.clone(),
-                ))
+                rpb::raft_server::RaftServer::new(
+                    RaftService::new(raft.clone(), identity.clone(), shared.clone(), me.clone())
+                        .require_client_cert(config.tls.as_ref().is_some_and(|t| t.peer_client_auth)),
+                )
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
             )
@@ -225,11 +229,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     let server = tokio::spawn(server);
     let http_server = {
         let mut stop = stop_rx.clone();
-        tokio::spawn(crate::http::serve(http_listener, Http::new(api.clone(), committed), async move {
+        let tls = match &config.tls {
+            Some(t) => Some(t.http_acceptor().context("TLS setup of the HTTP port")?),
+            None => None,
+        };
+        tokio::spawn(crate::http::serve(http_listener, tls, Http::new(api.clone(), committed), async move {
             let _ = stop.wait_for(|s| *s).await;
         }))
     };
-    tracing::info!(node = config.id, listen = %config.listen, advertise = %config.advertise, http = %config.http, data_dir = %config.data_dir.display(), "tenured serving");
+    tracing::info!(node = config.id, listen = %config.listen, advertise = %config.advertise, http = %config.http, data_dir = %config.data_dir.display(), tls = config.tls.is_some(), auth = config.access.enabled(), "tenured serving");
 
     if let Err(e) = bootstrap(&config, &identity, &raft, &network, &me).await {
         let _ = stop_tx.send(true);

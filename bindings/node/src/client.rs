@@ -89,16 +89,28 @@ pub struct NativeClient {
 
 #[napi]
 impl NativeClient {
-    /// Checks the settings; contacts no node (connections open on first use). An empty
-    /// `endpoints` means `TENURE_ENDPOINTS`, else `127.0.0.1:7070`.
+    /// Checks the settings (and reads the CA file); contacts no node (connections open on first
+    /// use). An empty `endpoints` means `TENURE_ENDPOINTS`, else `127.0.0.1:7070`.
     #[napi(constructor)]
-    pub fn new(endpoints: Vec<String>, owner: Option<String>, timeout_ms: Option<f64>) -> Result<Self> {
+    pub fn new(
+        endpoints: Vec<String>,
+        owner: Option<String>,
+        timeout_ms: Option<f64>,
+        tls_ca_file: Option<String>,
+        bearer_token: Option<String>,
+    ) -> Result<Self> {
         let mut b = tenure::Client::builder().endpoints(endpoints);
         if let Some(t) = timeout_ms {
             b = b.timeout(millis("timeoutMs", t).map_err(to_napi)?);
         }
         if let Some(owner) = owner {
             b = b.owner(owner);
+        }
+        if let Some(ca) = tls_ca_file {
+            b = b.tls_ca_file(ca);
+        }
+        if let Some(token) = bearer_token {
+            b = b.bearer_token(token);
         }
         // Built on the core's runtime, where its keepalive task then runs.
         let client = b.connect_blocking().map_err(to_napi)?;

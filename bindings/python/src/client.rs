@@ -152,16 +152,29 @@ impl NativeClient {
 
 #[pymethods]
 impl NativeClient {
-    /// Checks the settings; contacts no node (connections open on first use). An empty
-    /// `endpoints` means `TENURE_ENDPOINTS`, else `127.0.0.1:7070`.
+    /// Checks the settings (and reads the CA file); contacts no node (connections open on first
+    /// use). An empty `endpoints` means `TENURE_ENDPOINTS`, else `127.0.0.1:7070`.
     #[new]
-    #[pyo3(signature = (endpoints, owner, timeout))]
-    fn new(py: Python<'_>, endpoints: Vec<String>, owner: Option<String>, timeout: f64) -> PyResult<Self> {
+    #[pyo3(signature = (endpoints, owner, timeout, tls_ca_file=None, bearer_token=None))]
+    fn new(
+        py: Python<'_>,
+        endpoints: Vec<String>,
+        owner: Option<String>,
+        timeout: f64,
+        tls_ca_file: Option<std::path::PathBuf>,
+        bearer_token: Option<String>,
+    ) -> PyResult<Self> {
         runtime()?;
         let built = seconds("timeout", timeout).and_then(|timeout| {
             let mut b = tenure::Client::builder().endpoints(endpoints).timeout(timeout);
             if let Some(owner) = owner {
                 b = b.owner(owner);
+            }
+            if let Some(ca) = tls_ca_file {
+                b = b.tls_ca_file(ca);
+            }
+            if let Some(token) = bearer_token {
+                b = b.bearer_token(token);
             }
             b.connect_blocking()
         });

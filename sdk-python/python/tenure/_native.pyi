@@ -208,7 +208,14 @@ class NativeLease:
 
 @final
 class NativeClient:
-    def __new__(cls, endpoints: builtins.list[str], owner: str | None, timeout: float) -> NativeClient: ...
+    def __new__(
+        cls,
+        endpoints: builtins.list[str],
+        owner: str | None,
+        timeout: float,
+        tls_ca_file: str | None = None,
+        bearer_token: str | None = None,
+    ) -> NativeClient: ...
     @property
     def owner(self) -> str: ...
     @property

@@ -8,6 +8,7 @@ core: a waiting acquire withdraws its request, so no ghost holder or waiter stay
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Sequence
 from types import TracebackType
 
@@ -39,8 +40,10 @@ class AsyncClient(_ClientBase):
         endpoints: str | Sequence[str] | None = None,
         owner: str | None = None,
         timeout: Duration = 5.0,
+        tls_ca_file: str | os.PathLike[str] | None = None,
+        bearer_token: str | None = None,
     ) -> None:
-        super().__init__(endpoints, owner, timeout)
+        super().__init__(endpoints, owner, timeout, tls_ca_file, bearer_token)
         self.kv = AsyncKV(self)
 
     def lock(

@@ -22,7 +22,7 @@ from ._native import (
     _quiesce,
 )
 from ._watch import AsyncWatch, Watch
-from .errors import Cancelled, TenureError
+from .errors import Cancelled, InvalidArgument, TenureError
 
 #: The default lease time to live, in seconds.
 DEFAULT_TTL = 30.0
@@ -58,10 +58,22 @@ class _ClientBase:
         endpoints: str | Sequence[str] | None = None,
         owner: str | None = None,
         timeout: Duration = 5.0,
+        tls_ca_file: str | os.PathLike[str] | None = None,
+        bearer_token: str | None = None,
     ) -> None:
         if owner is not None:
             _args.name(owner, "owner")
-        self._native = NativeClient(_args.endpoints(endpoints), owner, _args.seconds(timeout, "timeout"))
+        if bearer_token is not None and not isinstance(bearer_token, str):
+            raise InvalidArgument(
+                f"bearer_token must be a string, got {type(bearer_token).__name__}", field="bearer_token"
+            )
+        self._native = NativeClient(
+            _args.endpoints(endpoints),
+            owner,
+            _args.seconds(timeout, "timeout"),
+            None if tls_ca_file is None else os.fspath(tls_ca_file),
+            bearer_token,
+        )
         self._closed = False
         self._pid = os.getpid()
         #: The watches opened through this client: closing the client ends them.
@@ -104,6 +116,8 @@ class Client(_ClientBase):
     ``endpoints`` are ``host:port`` or ``http(s)://host:port`` (a list, or one comma-separated
     string); by default ``TENURE_ENDPOINTS``, else ``127.0.0.1:7070``. Making a client contacts
     no node: the first call finds the leader. ``timeout`` bounds each call, retries included.
+    ``tls_ca_file`` is the CA certificate (PEM) of a cluster that serves TLS (endpoints without a
+    scheme then use https); ``bearer_token`` is sent with every call to a cluster that requires one.
 
     Blocking calls release the GIL, and Ctrl-C interrupts them (a waiting acquire is withdrawn).
     A client cannot be used in a child process forked after tenure was first used
@@ -115,8 +129,10 @@ class Client(_ClientBase):
         endpoints: str | Sequence[str] | None = None,
         owner: str | None = None,
         timeout: Duration = 5.0,
+        tls_ca_file: str | os.PathLike[str] | None = None,
+        bearer_token: str | None = None,
     ) -> None:
-        super().__init__(endpoints, owner, timeout)
+        super().__init__(endpoints, owner, timeout, tls_ca_file, bearer_token)
         self.kv = KV(self)
 
     def lock(

@@ -6,6 +6,7 @@ use openraft::ServerState;
 use tenure_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
+use super::auth::Right;
 use super::Api;
 
 pub struct ClusterService {
@@ -30,7 +31,9 @@ fn role(state: ServerState) -> pb::MemberRole {
 
 #[tonic::async_trait]
 impl pb::cluster_server::Cluster for ClusterService {
-    async fn status(&self, _request: Request<pb::StatusRequest>) -> Result<Response<pb::StatusResponse>, Status> {
+    async fn status(&self, request: Request<pb::StatusRequest>) -> Result<Response<pb::StatusResponse>, Status> {
+        // Names no lock: any `read` grant will do.
+        self.api.access.caller(request.metadata())?.may_any(Right::Read)?;
         let m = self.api.raft.metrics().borrow().clone();
         let membership = m.membership_config.membership();
         let voters: Vec<u64> = membership.voter_ids().collect();

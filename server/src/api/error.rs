@@ -20,6 +20,10 @@ pub enum ApiError {
     NoLeader(String),
     #[error("{0}")]
     Compacted(String),
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    PermissionDenied(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -42,6 +46,8 @@ impl ApiError {
             ApiError::NotLeader { .. } => "NOT_LEADER",
             ApiError::NoLeader(_) => "NO_LEADER",
             ApiError::Compacted(_) => "COMPACTED",
+            ApiError::Unauthenticated(_) => "UNAUTHENTICATED",
+            ApiError::PermissionDenied(_) => "PERMISSION_DENIED",
             ApiError::Internal(_) => "INTERNAL",
         }
     }
@@ -58,6 +64,8 @@ impl ApiError {
             ApiError::LeaseNotFound { .. } => Code::NotFound,
             ApiError::NotLeader { .. } | ApiError::NoLeader(_) => Code::Unavailable,
             ApiError::Compacted(_) => Code::OutOfRange,
+            ApiError::Unauthenticated(_) => Code::Unauthenticated,
+            ApiError::PermissionDenied(_) => Code::PermissionDenied,
             ApiError::Internal(_) => Code::Internal,
         }
     }

@@ -6,6 +6,7 @@ use prost::Message;
 use tenure_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
+use super::auth::Right;
 use super::error::ApiError;
 use super::locks::page_size;
 use super::Api;
@@ -32,6 +33,17 @@ impl KvService {
             (r, _) => Ok(r),
         }
     }
+
+    /// A write needs `kv` on the key and, when fenced, `read` on the fencing lock (the answer
+    /// tells whether a token of that lock is current).
+    fn check_write<T>(&self, request: &Request<T>, key: &[u8], fence: Option<&pb::Fence>) -> Result<(), ApiError> {
+        let caller = self.api.access.caller(request.metadata())?;
+        caller.may(Right::Kv, key)?;
+        if let Some(f) = fence {
+            caller.may(Right::Read, f.name.as_bytes())?;
+        }
+        Ok(())
+    }
 }
 
 fn fence(f: Option<pb::Fence>) -> Result<Option<Fence>, ApiError> {
@@ -47,6 +59,7 @@ fn fence(f: Option<pb::Fence>) -> Result<Option<Fence>, ApiError> {
 #[tonic::async_trait]
 impl pb::kv_server::Kv for KvService {
     async fn put(&self, request: Request<pb::PutRequest>) -> Result<Response<pb::PutResponse>, Status> {
+        self.check_write(&request, &request.get_ref().key, request.get_ref().if_fence.as_ref())?;
         let r = request.into_inner();
         limits::check_key(&r.key).map_err(ApiError::from)?;
         limits::check_value(&r.value).map_err(ApiError::from)?;
@@ -58,6 +71,7 @@ impl pb::kv_server::Kv for KvService {
     }
 
     async fn get(&self, request: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
+        self.api.access.check(request.metadata(), Right::Read, &request.get_ref().key)?;
         let r = request.into_inner();
         limits::check_key(&r.key).map_err(ApiError::from)?;
         self.api.read_barrier(r.consistency).await?;
@@ -69,6 +83,7 @@ impl pb::kv_server::Kv for KvService {
     }
 
     async fn delete(&self, request: Request<pb::DeleteRequest>) -> Result<Response<pb::DeleteResponse>, Status> {
+        self.check_write(&request, &request.get_ref().key, request.get_ref().if_fence.as_ref())?;
         let r = request.into_inner();
         limits::check_key(&r.key).map_err(ApiError::from)?;
         let cmd = Command::KvDelete { key: r.key, if_fence: fence(r.if_fence)? };
@@ -79,6 +94,7 @@ impl pb::kv_server::Kv for KvService {
     }
 
     async fn list(&self, request: Request<pb::ListKeysRequest>) -> Result<Response<pb::ListKeysResponse>, Status> {
+        self.api.access.check(request.metadata(), Right::Read, &request.get_ref().prefix)?;
         let r = request.into_inner();
         let page_size = page_size(r.page_size)?;
         if r.prefix.len() > limits::MAX_KEY_BYTES {

@@ -9,6 +9,7 @@ use tenure_proto::v1 as pb;
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::auth::{Caller, Right};
 use super::error::ApiError;
 use super::{Api, MAX_WAIT_MS_ACCEPTED};
 use crate::lease_clock::Renewal;
@@ -236,6 +237,7 @@ type KeepAliveStream = Pin<Box<dyn Stream<Item = Result<pb::KeepAliveResponse, S
 impl pb::locks_server::Locks for LocksService {
     async fn acquire(&self, request: Request<pb::AcquireRequest>) -> Result<Response<pb::AcquireResponse>, Status> {
         let receipt = Instant::now();
+        self.api.access.check(request.metadata(), Right::Lock, request.get_ref().name.as_bytes())?;
         let r = LocksService::acquire(self, request.into_inner()).await;
         let result = match r.as_ref().map(|r| pb::AcquireOutcome::try_from(r.outcome)) {
             Ok(Ok(pb::AcquireOutcome::Granted)) => "granted",
@@ -249,6 +251,7 @@ impl pb::locks_server::Locks for LocksService {
 
     async fn renew(&self, request: Request<pb::RenewRequest>) -> Result<Response<pb::RenewResponse>, Status> {
         let receipt = Instant::now();
+        self.api.access.check(request.metadata(), Right::Lock, request.get_ref().name.as_bytes())?;
         let r = request.into_inner();
         check_name_and_id(&r.name, &r.request_id)?;
         self.api.require_leader()?;
@@ -267,6 +270,8 @@ impl pb::locks_server::Locks for LocksService {
         &self,
         request: Request<Streaming<pb::KeepAliveRequest>>,
     ) -> Result<Response<Self::KeepAliveStream>, Status> {
+        // The token is checked once, here; each lease's name in every message.
+        let caller = self.api.access.caller(request.metadata())?;
         let mut incoming = request.into_inner();
         let api = self.api.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(16);
@@ -285,7 +290,7 @@ impl pb::locks_server::Locks for LocksService {
                     }
                 };
                 let receipt = Instant::now();
-                let reply = keep_alive_once(&api, msg, receipt).await;
+                let reply = keep_alive_once(&api, &caller, msg, receipt).await;
                 if tx.send(Ok(reply)).await.is_err() {
                     break;
                 }
@@ -297,11 +302,19 @@ impl pb::locks_server::Locks for LocksService {
     type WatchStream = super::watch::WatchStream;
 
     async fn watch(&self, request: Request<pb::WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
-        Ok(Response::new(super::watch::start(self.api.clone(), request.into_inner())?))
+        let caller = self.api.access.caller(request.metadata())?;
+        let r = request.into_inner();
+        match &r.selector {
+            Some(pb::watch_request::Selector::Name(name)) => caller.may(Right::Read, name.as_bytes())?,
+            Some(pb::watch_request::Selector::Prefix(prefix)) => caller.may(Right::Read, prefix.as_bytes())?,
+            None => {} // refused by validation
+        }
+        Ok(Response::new(super::watch::start(self.api.clone(), r)?))
     }
 
     async fn release(&self, request: Request<pb::ReleaseRequest>) -> Result<Response<pb::ReleaseResponse>, Status> {
         let receipt = Instant::now();
+        self.api.access.check(request.metadata(), Right::Lock, request.get_ref().name.as_bytes())?;
         let r = request.into_inner();
         check_name_and_id(&r.name, &r.request_id)?;
         self.api.require_leader()?;
@@ -324,12 +337,14 @@ impl pb::locks_server::Locks for LocksService {
         &self,
         request: Request<pb::ForceReleaseRequest>,
     ) -> Result<Response<pb::ForceReleaseResponse>, Status> {
+        self.api.access.check(request.metadata(), Right::Admin, request.get_ref().name.as_bytes())?;
         let peer = request.remote_addr();
         let reply = super::force_release::force_release(&self.api, request.into_inner(), peer).await?;
         Ok(Response::new(reply))
     }
 
     async fn describe(&self, request: Request<pb::DescribeRequest>) -> Result<Response<pb::DescribeResponse>, Status> {
+        self.api.access.check(request.metadata(), Right::Read, request.get_ref().name.as_bytes())?;
         let r = request.into_inner();
         limits::check_name("name", &r.name).map_err(ApiError::from)?;
         self.api.read_barrier(r.consistency).await?;
@@ -359,6 +374,7 @@ impl pb::locks_server::Locks for LocksService {
     }
 
     async fn list(&self, request: Request<pb::ListLocksRequest>) -> Result<Response<pb::ListLocksResponse>, Status> {
+        self.api.access.check(request.metadata(), Right::Read, request.get_ref().prefix.as_bytes())?;
         let r = request.into_inner();
         let page_size = page_size(r.page_size)?;
         if r.prefix.len() > limits::MAX_NAME_BYTES {
@@ -389,6 +405,7 @@ impl pb::locks_server::Locks for LocksService {
         &self,
         request: Request<pb::ValidateFenceRequest>,
     ) -> Result<Response<pb::ValidateFenceResponse>, Status> {
+        self.api.access.check(request.metadata(), Right::Read, request.get_ref().name.as_bytes())?;
         let r = request.into_inner();
         limits::check_name("name", &r.name).map_err(ApiError::from)?;
         self.api.read_barrier(r.consistency).await?;
@@ -406,7 +423,12 @@ pub fn page_size(requested: u32) -> Result<usize, ApiError> {
     }
 }
 
-async fn keep_alive_once(api: &Api, msg: pb::KeepAliveRequest, receipt: Instant) -> pb::KeepAliveResponse {
+async fn keep_alive_once(
+    api: &Api,
+    caller: &Caller,
+    msg: pb::KeepAliveRequest,
+    receipt: Instant,
+) -> pb::KeepAliveResponse {
     let mut reply = pb::KeepAliveResponse { seq: msg.seq, ..Default::default() };
     let fail = |reply: &mut pb::KeepAliveResponse, e: ApiError| {
         let status = Status::from(e);
@@ -415,7 +437,9 @@ async fn keep_alive_once(api: &Api, msg: pb::KeepAliveRequest, receipt: Instant)
     };
     let mut leases = Vec::with_capacity(msg.leases.len());
     for l in &msg.leases {
-        if let Err(e) = check_name_and_id(&l.name, &l.request_id) {
+        if let Err(e) =
+            check_name_and_id(&l.name, &l.request_id).and_then(|()| caller.may(Right::Lock, l.name.as_bytes()))
+        {
             fail(&mut reply, e);
             return reply;
         }

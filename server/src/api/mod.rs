@@ -1,6 +1,7 @@
 //! gRPC handlers: validate input, turn it into a command or a read, map results and errors to
 //! the wire. No lock logic lives here.
 
+pub mod auth;
 pub mod cluster;
 pub mod error;
 pub mod force_release;
@@ -17,6 +18,7 @@ use crate::lease_clock::LeaseClock;
 use crate::propose::{Proposer, ReadRounds};
 use crate::raft::state_machine::SharedState;
 use crate::raft::{NodeId, Raft};
+use auth::Access;
 use error::{leader_error, ApiError};
 
 /// Bounds the API enforces on top of the lock table's fixed limits (node configuration).
@@ -43,6 +45,8 @@ pub struct Api {
     pub cluster_id: Arc<dyn Fn() -> String + Send + Sync>,
     /// Election timeout (max), for `has_quorum` on the leader.
     pub election_timeout_ms: u64,
+    /// Who may do what (`--auth-config`); open without one.
+    pub access: Arc<Access>,
 }
 
 impl Api {

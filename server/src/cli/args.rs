@@ -45,6 +45,12 @@ pub struct GlobalArgs {
     /// Owner recorded with the leases taken (shown by `describe`). Default: hostname:pid.
     #[arg(long, global = true, value_name = "TEXT")]
     pub owner: Option<String>,
+    /// CA certificate (PEM) of a cluster that serves TLS; endpoints without a scheme then use https.
+    #[arg(long, global = true, env = "TENURE_TLS_CA", value_name = "FILE")]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// Bearer token for a cluster that requires one (`tenured --auth-config`).
+    #[arg(long, global = true, env = "TENURE_AUTH_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -82,6 +82,12 @@ async fn connect(global: &GlobalArgs) -> Result<tenure::Client, Failure> {
     let endpoints: Vec<String> =
         global.endpoints.iter().map(|e| e.trim()).filter(|e| !e.is_empty()).map(String::from).collect();
     let mut builder = tenure::Client::builder().timeout(global.timeout);
+    if let Some(ca) = &global.tls_ca {
+        builder = builder.tls_ca_file(ca);
+    }
+    if let Some(token) = &global.token {
+        builder = builder.bearer_token(token);
+    }
     if !endpoints.is_empty() {
         builder = builder.endpoints(endpoints);
     }

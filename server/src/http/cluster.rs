@@ -6,9 +6,8 @@ use axum::{Json, Router};
 use serde::Serialize;
 use tenure_proto::v1 as pb;
 use tenure_proto::v1::cluster_server::Cluster;
-use tonic::Request;
 
-use super::{grpc, Reply, Shared};
+use super::{grpc, Auth, Reply, Shared};
 
 pub fn routes() -> Router<Shared> {
     Router::new().route("/v1/cluster", get(status))
@@ -53,8 +52,8 @@ struct StatusJson {
     has_quorum: bool,
 }
 
-async fn status(State(http): State<Shared>) -> Reply<StatusJson> {
-    let r = grpc(&http.api, http.cluster.status(Request::new(pb::StatusRequest {})).await)?;
+async fn status(State(http): State<Shared>, auth: Auth) -> Reply<StatusJson> {
+    let r = grpc(&http.api, http.cluster.status(auth.request(pb::StatusRequest {})).await)?;
     let leader_http_addr = r
         .members
         .iter()

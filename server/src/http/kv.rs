@@ -11,10 +11,9 @@ use base64::Engine;
 use serde::Serialize;
 use tenure_proto::v1 as pb;
 use tenure_proto::v1::kv_server::Kv;
-use tonic::Request;
 
 use super::body::Query;
-use super::{grpc, HttpError, Reply, Shared};
+use super::{grpc, Auth, HttpError, Reply, Shared};
 
 pub fn routes() -> Router<Shared> {
     Router::new().route("/v1/kv", get(list)).route("/v1/kv/{*key}", get(get_key).put(put).delete(delete))
@@ -44,6 +43,7 @@ struct PutJson {
 /// `PUT /v1/kv/{key}?if_fence_name=&if_fence_token=` with the value as the body.
 async fn put(
     State(http): State<Shared>,
+    auth: Auth,
     path: Result<Path<String>, PathRejection>,
     RawQuery(q): RawQuery,
     value: Result<Bytes, BytesRejection>,
@@ -54,7 +54,7 @@ async fn put(
     let if_fence = fence(&mut q)?;
     q.finish()?;
     let req = pb::PutRequest { key, value: value.to_vec(), if_fence };
-    let r = grpc(&http.api, http.kv.put(Request::new(req)).await)?;
+    let r = grpc(&http.api, http.kv.put(auth.request(req)).await)?;
     Ok(Json(PutJson { revision: r.revision }))
 }
 
@@ -72,6 +72,7 @@ struct ValueJson {
 /// `GET /v1/kv/{key}?consistency=stale`.
 async fn get_key(
     State(http): State<Shared>,
+    auth: Auth,
     path: Result<Path<String>, PathRejection>,
     RawQuery(q): RawQuery,
 ) -> Reply<ValueJson> {
@@ -80,7 +81,7 @@ async fn get_key(
     let consistency = q.consistency()?;
     q.finish()?;
     let req = pb::GetRequest { key: key.clone(), consistency };
-    let r = grpc(&http.api, http.kv.get(Request::new(req)).await)?;
+    let r = grpc(&http.api, http.kv.get(auth.request(req)).await)?;
     Ok(Json(ValueJson {
         key: String::from_utf8_lossy(&key).into_owned(),
         found: r.found,
@@ -98,6 +99,7 @@ struct DeleteJson {
 /// `DELETE /v1/kv/{key}?if_fence_name=&if_fence_token=`.
 async fn delete(
     State(http): State<Shared>,
+    auth: Auth,
     path: Result<Path<String>, PathRejection>,
     RawQuery(q): RawQuery,
 ) -> Reply<DeleteJson> {
@@ -105,7 +107,7 @@ async fn delete(
     let mut q = Query::parse(q.as_deref())?;
     let if_fence = fence(&mut q)?;
     q.finish()?;
-    let r = grpc(&http.api, http.kv.delete(Request::new(pb::DeleteRequest { key, if_fence })).await)?;
+    let r = grpc(&http.api, http.kv.delete(auth.request(pb::DeleteRequest { key, if_fence })).await)?;
     Ok(Json(DeleteJson { existed: r.existed }))
 }
 
@@ -128,7 +130,7 @@ struct KeysJson {
 }
 
 /// `GET /v1/kv?prefix=&page_size=&page_token=&consistency=`.
-async fn list(State(http): State<Shared>, RawQuery(q): RawQuery) -> Reply<KeysJson> {
+async fn list(State(http): State<Shared>, auth: Auth, RawQuery(q): RawQuery) -> Reply<KeysJson> {
     let mut q = Query::parse(q.as_deref())?;
     let page_token = match q.text("page_token") {
         None => Vec::new(),
@@ -143,7 +145,7 @@ async fn list(State(http): State<Shared>, RawQuery(q): RawQuery) -> Reply<KeysJs
         consistency: q.consistency()?,
     };
     q.finish()?;
-    let r = grpc(&http.api, http.kv.list(Request::new(req)).await)?;
+    let r = grpc(&http.api, http.kv.list(auth.request(req)).await)?;
     Ok(Json(KeysJson {
         items: r
             .items

@@ -9,20 +9,22 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use tenure_proto::v1 as pb;
 use tenure_proto::v1::locks_server::Locks;
-use tonic::Request;
 
 use super::body::{self, Query};
-use super::{grpc, HttpError, Reply, Shared};
+use super::{grpc, Auth, HttpError, Reply, Shared};
 
 pub fn routes() -> Router<Shared> {
     // A lock may be called `acquire`: GET on the action paths describes it, as on any other name.
     Router::new()
         .route("/v1/locks", get(list))
-        .route("/v1/locks/acquire", post(acquire).get(|s, q| describe_named(s, "acquire", q)))
-        .route("/v1/locks/renew", post(renew).get(|s, q| describe_named(s, "renew", q)))
-        .route("/v1/locks/release", post(release).get(|s, q| describe_named(s, "release", q)))
-        .route("/v1/locks/validate-fence", post(validate_fence).get(|s, q| describe_named(s, "validate-fence", q)))
-        .route("/v1/locks/force-release", post(force_release).get(|s, q| describe_named(s, "force-release", q)))
+        .route("/v1/locks/acquire", post(acquire).get(|s, a, q| describe_named(s, a, "acquire", q)))
+        .route("/v1/locks/renew", post(renew).get(|s, a, q| describe_named(s, a, "renew", q)))
+        .route("/v1/locks/release", post(release).get(|s, a, q| describe_named(s, a, "release", q)))
+        .route(
+            "/v1/locks/validate-fence",
+            post(validate_fence).get(|s, a, q| describe_named(s, a, "validate-fence", q)),
+        )
+        .route("/v1/locks/force-release", post(force_release).get(|s, a, q| describe_named(s, a, "force-release", q)))
         .route("/v1/locks/{*name}", get(describe))
 }
 
@@ -110,7 +112,7 @@ fn new_request_id() -> String {
     format!("http-{:016x}", rand::thread_rng().gen::<u64>())
 }
 
-async fn acquire(State(http): State<Shared>, body: Result<Bytes, BytesRejection>) -> Reply<AcquireJson> {
+async fn acquire(State(http): State<Shared>, auth: Auth, body: Result<Bytes, BytesRejection>) -> Reply<AcquireJson> {
     let b: AcquireBody = body::json(&body?)?;
     let ttl_ms = body::duration_ms("ttl", b.ttl.as_deref(), "ttl_ms", b.ttl_ms)?.unwrap_or(DEFAULT_TTL_MS);
     let wait_ms = body::duration_ms("wait", b.wait.as_deref(), "wait_ms", b.wait_ms)?.unwrap_or(0);
@@ -127,7 +129,7 @@ async fn acquire(State(http): State<Shared>, body: Result<Bytes, BytesRejection>
         limit: b.limit,
         lock_delay_ms,
     };
-    let r = grpc(&http.api, http.locks.acquire(Request::new(req)).await)?;
+    let r = grpc(&http.api, http.locks.acquire(auth.request(req)).await)?;
     let outcome = match pb::AcquireOutcome::try_from(r.outcome) {
         Ok(pb::AcquireOutcome::Granted) => "GRANTED",
         Ok(pb::AcquireOutcome::Busy) => "BUSY",
@@ -159,10 +161,10 @@ struct RenewJson {
     held: bool,
 }
 
-async fn renew(State(http): State<Shared>, body: Result<Bytes, BytesRejection>) -> Reply<RenewJson> {
+async fn renew(State(http): State<Shared>, auth: Auth, body: Result<Bytes, BytesRejection>) -> Reply<RenewJson> {
     let b: LeaseBody = body::json(&body?)?;
     let req = pb::RenewRequest { name: b.name, request_id: b.request_id };
-    let r = grpc(&http.api, http.locks.renew(Request::new(req)).await)?;
+    let r = grpc(&http.api, http.locks.renew(auth.request(req)).await)?;
     Ok(Json(RenewJson { ttl_ms: r.ttl_ms, held: r.held }))
 }
 
@@ -172,10 +174,10 @@ struct ReleaseJson {
     was_queued: bool,
 }
 
-async fn release(State(http): State<Shared>, body: Result<Bytes, BytesRejection>) -> Reply<ReleaseJson> {
+async fn release(State(http): State<Shared>, auth: Auth, body: Result<Bytes, BytesRejection>) -> Reply<ReleaseJson> {
     let b: LeaseBody = body::json(&body?)?;
     let req = pb::ReleaseRequest { name: b.name, request_id: b.request_id };
-    let r = grpc(&http.api, http.locks.release(Request::new(req)).await)?;
+    let r = grpc(&http.api, http.locks.release(auth.request(req)).await)?;
     Ok(Json(ReleaseJson { was_held: r.was_held, was_queued: r.was_queued }))
 }
 
@@ -193,14 +195,18 @@ struct FenceJson {
     current_tokens: Vec<u64>,
 }
 
-async fn validate_fence(State(http): State<Shared>, body: Result<Bytes, BytesRejection>) -> Reply<FenceJson> {
+async fn validate_fence(
+    State(http): State<Shared>,
+    auth: Auth,
+    body: Result<Bytes, BytesRejection>,
+) -> Reply<FenceJson> {
     let b: FenceBody = body::json(&body?)?;
     let req = pb::ValidateFenceRequest {
         name: b.name,
         token: b.token,
         consistency: body::consistency(b.consistency.as_deref())?,
     };
-    let r = grpc(&http.api, http.locks.validate_fence(Request::new(req)).await)?;
+    let r = grpc(&http.api, http.locks.validate_fence(auth.request(req)).await)?;
     Ok(Json(FenceJson { current: r.current, current_tokens: r.current_tokens }))
 }
 
@@ -227,7 +233,11 @@ struct ForceJson {
     log_index: u64,
 }
 
-async fn force_release(State(http): State<Shared>, body: Result<Bytes, BytesRejection>) -> Reply<ForceJson> {
+async fn force_release(
+    State(http): State<Shared>,
+    auth: Auth,
+    body: Result<Bytes, BytesRejection>,
+) -> Reply<ForceJson> {
     use pb::force_release_request::Target;
     let b: ForceBody = body::json(&body?)?;
     let target = match (b.request_id, b.all) {
@@ -237,7 +247,7 @@ async fn force_release(State(http): State<Shared>, body: Result<Bytes, BytesReje
         (Some(_), Some(_)) => return Err(HttpError::invalid("all", "give request_id or all, not both")),
     };
     let req = pb::ForceReleaseRequest { name: b.name, target, max_token: b.max_token, immediate: b.immediate };
-    let r = grpc(&http.api, http.locks.force_release(Request::new(req)).await)?;
+    let r = grpc(&http.api, http.locks.force_release(auth.request(req)).await)?;
     Ok(Json(ForceJson {
         was_held: r.was_held,
         released: r.released.into_iter().map(LeaseJson::from).collect(),
@@ -268,20 +278,26 @@ struct DescribeJson {
 
 async fn describe(
     State(http): State<Shared>,
+    auth: Auth,
     name: Result<Path<String>, axum::extract::rejection::PathRejection>,
     RawQuery(q): RawQuery,
 ) -> Reply<DescribeJson> {
     let Path(name) = name.map_err(|e| HttpError::invalid("name", format!("name: {}", e.body_text())))?;
-    describe_named(State(http), &name, RawQuery(q)).await
+    describe_named(State(http), auth, &name, RawQuery(q)).await
 }
 
 /// `GET /v1/locks/{name}?consistency=stale`.
-async fn describe_named(State(http): State<Shared>, name: &str, RawQuery(q): RawQuery) -> Reply<DescribeJson> {
+async fn describe_named(
+    State(http): State<Shared>,
+    auth: Auth,
+    name: &str,
+    RawQuery(q): RawQuery,
+) -> Reply<DescribeJson> {
     let mut q = Query::parse(q.as_deref())?;
     let consistency = q.consistency()?;
     q.finish()?;
     let req = pb::DescribeRequest { name: name.to_string(), consistency };
-    let r = grpc(&http.api, http.locks.describe(Request::new(req)).await)?;
+    let r = grpc(&http.api, http.locks.describe(auth.request(req)).await)?;
     Ok(Json(DescribeJson {
         name: name.to_string(),
         exists: r.exists,
@@ -320,7 +336,7 @@ struct ListJson {
 }
 
 /// `GET /v1/locks?prefix=&page_size=&page_token=&consistency=`.
-async fn list(State(http): State<Shared>, RawQuery(q): RawQuery) -> Reply<ListJson> {
+async fn list(State(http): State<Shared>, auth: Auth, RawQuery(q): RawQuery) -> Reply<ListJson> {
     let mut q = Query::parse(q.as_deref())?;
     let req = pb::ListLocksRequest {
         prefix: q.text("prefix").unwrap_or_default(),
@@ -329,7 +345,7 @@ async fn list(State(http): State<Shared>, RawQuery(q): RawQuery) -> Reply<ListJs
         consistency: q.consistency()?,
     };
     q.finish()?;
-    let r = grpc(&http.api, http.locks.list(Request::new(req)).await)?;
+    let r = grpc(&http.api, http.locks.list(auth.request(req)).await)?;
     Ok(Json(ListJson {
         locks: r
             .locks

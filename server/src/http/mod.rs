@@ -59,10 +59,22 @@ impl Http {
     }
 }
 
-/// Serves the API on `listener` until `stop` completes.
-pub async fn serve(listener: TcpListener, http: Http, stop: impl Future<Output = ()> + Send + 'static) {
+/// Serves the API on `listener` (over TLS with `tls`) until `stop` completes.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    http: Http,
+    stop: impl Future<Output = ()> + Send + 'static,
+) {
     let app = router(Arc::new(http));
-    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
+    let served = match tls {
+        None => axum::serve(listener, app).with_graceful_shutdown(stop).await,
+        Some(acceptor) => match crate::tls::TlsListener::new(listener, acceptor) {
+            Ok(listener) => axum::serve(listener, app).with_graceful_shutdown(stop).await,
+            Err(e) => Err(e),
+        },
+    };
+    if let Err(e) = served {
         tracing::error!(error = %e, "the HTTP API stopped");
     }
 }
@@ -258,6 +270,31 @@ fn http_status_of_grpc(code: tonic::Code) -> StatusCode {
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
         (self.status, axum::Json(&self)).into_response()
+    }
+}
+
+/// The caller's `Authorization` header, handed on to the gRPC handler as its request metadata,
+/// so the HTTP API enforces `--auth-config` exactly as gRPC does.
+pub struct Auth(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Auth {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        // A header that is not ASCII is no token at all: the handler answers UNAUTHENTICATED.
+        let value = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+        Ok(Auth(value))
+    }
+}
+
+impl Auth {
+    /// A gRPC request carrying the caller's credentials.
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut r = tonic::Request::new(message);
+        if let Some(v) = &self.0 {
+            r.metadata_mut().insert("authorization", v.clone());
+        }
+        r
     }
 }
 

@@ -13,7 +13,7 @@ use openraft::raft::{
 use serde::{de::DeserializeOwned, Serialize};
 use tenure_proto::raft::v1 as pb;
 use tenure_proto::raft::v1::raft_client::RaftClient;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use super::codec;
 use super::identity::Identity;
@@ -29,11 +29,19 @@ pub struct Network {
     /// Node-local dial overrides (e.g. a test proxy in front of a peer), by node id.
     dial_overrides: Arc<HashMap<NodeId, String>>,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+    /// Peers are dialled over https with this (`--tls-ca`, and the node's certificate with
+    /// `--tls-peer-client-auth`); plain http without.
+    tls: Option<ClientTlsConfig>,
 }
 
 impl Network {
     pub fn new(identity: Identity, dial_overrides: HashMap<NodeId, String>) -> Self {
-        Self { identity, dial_overrides: Arc::new(dial_overrides), channels: Arc::default() }
+        Self { identity, dial_overrides: Arc::new(dial_overrides), channels: Arc::default(), tls: None }
+    }
+
+    /// Dials peers over TLS.
+    pub fn with_tls(self, tls: Option<ClientTlsConfig>) -> Self {
+        Self { tls, ..self }
     }
 
     /// The address to dial for `target`: an override, else the membership's gRPC address.
@@ -47,12 +55,16 @@ impl Network {
         if let Some(c) = channels.get(addr) {
             return Ok(c.clone());
         }
-        let uri = if addr.contains("://") { addr.to_string() } else { format!("http://{addr}") };
-        let channel = Endpoint::from_shared(uri)?
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let uri = if addr.contains("://") { addr.to_string() } else { format!("{scheme}://{addr}") };
+        let mut endpoint = Endpoint::from_shared(uri)?
             .connect_timeout(Duration::from_millis(500))
             .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(10))
-            .connect_lazy();
+            .http2_keep_alive_interval(Duration::from_secs(10));
+        if let Some(tls) = &self.tls {
+            endpoint = endpoint.tls_config(tls.clone())?;
+        }
+        let channel = endpoint.connect_lazy();
         channels.insert(addr.to_string(), channel.clone());
         Ok(channel)
     }

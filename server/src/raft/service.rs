@@ -14,11 +14,28 @@ pub struct RaftService {
     identity: Identity,
     state: std::sync::Arc<SharedState>,
     me: super::TenureNode,
+    /// `--tls-peer-client-auth`: only callers with a client certificate signed by the CA.
+    require_client_cert: bool,
 }
 
 impl RaftService {
     pub fn new(raft: Raft, identity: Identity, state: std::sync::Arc<SharedState>, me: super::TenureNode) -> Self {
-        Self { raft, identity, state, me }
+        Self { raft, identity, state, me, require_client_cert: false }
+    }
+
+    /// Refuses every call whose connection did not present a client certificate (the TLS
+    /// handshake has already verified any that was presented against the CA).
+    pub fn require_client_cert(self, require: bool) -> Self {
+        Self { require_client_cert: require, ..self }
+    }
+
+    fn admit<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        if self.require_client_cert && request.peer_certs().is_none_or(|c| c.is_empty()) {
+            return Err(Status::unauthenticated(
+                "this node accepts Raft traffic only from peers with a TLS client certificate signed by the cluster CA (--tls-peer-client-auth)",
+            ));
+        }
+        Ok(())
     }
 
     fn check(&self, req: &pb::RaftRequest) -> Result<(), Status> {
@@ -55,6 +72,7 @@ fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Status> {
 #[tonic::async_trait]
 impl pb::raft_server::Raft for RaftService {
     async fn append_entries(&self, request: Request<pb::RaftRequest>) -> Result<Response<pb::RaftReply>, Status> {
+        self.admit(&request)?;
         let req = request.into_inner();
         self.check(&req)?;
         let result = self.raft.append_entries(decode(&req.payload)?).await;
@@ -62,6 +80,7 @@ impl pb::raft_server::Raft for RaftService {
     }
 
     async fn vote(&self, request: Request<pb::RaftRequest>) -> Result<Response<pb::RaftReply>, Status> {
+        self.admit(&request)?;
         let req = request.into_inner();
         self.check(&req)?;
         let result = self.raft.vote(decode(&req.payload)?).await;
@@ -69,6 +88,7 @@ impl pb::raft_server::Raft for RaftService {
     }
 
     async fn install_snapshot(&self, request: Request<pb::RaftRequest>) -> Result<Response<pb::RaftReply>, Status> {
+        self.admit(&request)?;
         let req = request.into_inner();
         self.check(&req)?;
         let result = self.raft.install_snapshot(decode(&req.payload)?).await;
@@ -76,6 +96,7 @@ impl pb::raft_server::Raft for RaftService {
     }
 
     async fn probe(&self, request: Request<pb::ProbeRequest>) -> Result<Response<pb::ProbeReply>, Status> {
+        self.admit(&request)?;
         let req = request.into_inner();
         // Remember the prober, so a later start on a wiped directory is recognised.
         let known = self.identity.peer_incarnation(req.from);

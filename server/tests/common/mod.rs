@@ -14,11 +14,13 @@ use tenure_proto::v1 as pb;
 use tenure_proto::v1::cluster_client::ClusterClient;
 use tenure_proto::v1::kv_client::KvClient;
 use tenure_proto::v1::locks_client::LocksClient;
-use tonic::transport::Channel;
+use tonic::transport::{Channel, ClientTlsConfig};
 
+pub mod certs;
 pub mod disk;
 pub mod frames;
 pub mod proxy;
+pub mod web;
 
 pub const TENURED: &str = env!("CARGO_BIN_EXE_tenured");
 
@@ -62,6 +64,17 @@ pub struct Cluster {
     pub peers: String,
     pub extra: Vec<String>,
     pub dir: tempfile::TempDir,
+    /// How the harness itself talks to the nodes (TLS and a bearer token, when the cluster
+    /// requires them).
+    pub client: HarnessClient,
+}
+
+/// The harness's own credentials: https with this TLS config, and this bearer token (it needs
+/// `read` and `lock` on every name).
+#[derive(Clone, Default)]
+pub struct HarnessClient {
+    pub tls: Option<ClientTlsConfig>,
+    pub token: Option<String>,
 }
 
 /// Arguments that make tests fast without changing semantics.
@@ -70,7 +83,12 @@ pub const FAST: &[&str] = &["--heartbeat-ms", "50", "--election-min-ms", "300", 
 impl Cluster {
     /// Starts `n` nodes (ids 1..=n) with `extra` flags and waits for a leader.
     pub async fn start(n: u64, extra: &[&str]) -> Cluster {
-        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_in(tempfile::tempdir().expect("tempdir"), n, extra, HarnessClient::default()).await
+    }
+
+    /// As [`Cluster::start`], in `dir` (which may hold certificates or an auth file the flags
+    /// name), with the harness talking to the nodes as `client` says.
+    pub async fn start_in(dir: tempfile::TempDir, n: u64, extra: &[&str], client: HarnessClient) -> Cluster {
         let nodes: Vec<Node> = (1..=n)
             .map(|id| Node {
                 id,
@@ -84,7 +102,7 @@ impl Cluster {
         let peers = nodes.iter().map(|n| format!("{}={}", n.id, n.addr)).collect::<Vec<_>>().join(",");
         let mut extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         extra.extend(FAST.iter().map(|s| s.to_string()));
-        let mut cluster = Cluster { nodes, peers, extra, dir };
+        let mut cluster = Cluster { nodes, peers, extra, dir, client };
         for id in 1..=n {
             cluster.spawn(id);
         }
@@ -169,12 +187,24 @@ impl Cluster {
     }
 
     pub async fn channel(&self, id: u64) -> Channel {
-        let uri = format!("http://{}", self.addr(id));
-        tonic::transport::Endpoint::from_shared(uri)
+        let scheme = if self.client.tls.is_some() { "https" } else { "http" };
+        let mut endpoint = tonic::transport::Endpoint::from_shared(format!("{scheme}://{}", self.addr(id)))
             .expect("uri")
             .connect_timeout(Duration::from_secs(1))
-            .timeout(Duration::from_secs(10))
-            .connect_lazy()
+            .timeout(Duration::from_secs(10));
+        if let Some(tls) = &self.client.tls {
+            endpoint = endpoint.tls_config(tls.clone()).expect("TLS config");
+        }
+        endpoint.connect_lazy()
+    }
+
+    /// A request carrying the harness's bearer token, if it has one.
+    pub fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut r = tonic::Request::new(message);
+        if let Some(t) = &self.client.token {
+            r.metadata_mut().insert("authorization", format!("Bearer {t}").parse().expect("token"));
+        }
+        r
     }
 
     pub async fn locks(&self, id: u64) -> LocksClient<Channel> {
@@ -187,7 +217,7 @@ impl Cluster {
 
     pub async fn status(&self, id: u64) -> Option<pb::StatusResponse> {
         let mut c = ClusterClient::new(self.channel(id).await);
-        c.status(pb::StatusRequest {}).await.ok().map(|r| r.into_inner())
+        c.status(self.request(pb::StatusRequest {})).await.ok().map(|r| r.into_inner())
     }
 
     /// Waits until the running nodes agree on a leader whose lease clock is live (a Renew of an
@@ -202,7 +232,7 @@ impl Cluster {
                 }
                 let mut c = self.locks(n.id).await;
                 let probe = pb::RenewRequest { name: "harness-probe".into(), request_id: "harness-probe".into() };
-                if let Err(st) = c.renew(probe).await {
+                if let Err(st) = c.renew(self.request(probe)).await {
                     if st.code() == tonic::Code::NotFound {
                         return n.id;
                     }
