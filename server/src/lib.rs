@@ -3,7 +3,6 @@
 pub mod api;
 pub mod buggy;
 pub mod config;
-pub mod http;
 pub mod lease_clock;
 pub mod lock;
 pub mod metrics;

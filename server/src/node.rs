@@ -16,11 +16,11 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tokio_stream::StreamExt as _;
 
 use crate::api::cluster::ClusterService;
+use crate::api::http::Http;
 use crate::api::kv::KvService;
 use crate::api::locks::LocksService;
 use crate::api::Api;
 use crate::config::{ClusterState, Config};
-use crate::http::Http;
 use crate::lease_clock::{run_duties, DutySettings, LeaseClock};
 use crate::propose::{Proposer, ReadRounds};
 use crate::raft::identity::Identity;
@@ -233,7 +233,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
             Some(t) => Some(t.http_acceptor().context("TLS setup of the HTTP port")?),
             None => None,
         };
-        tokio::spawn(crate::http::serve(http_listener, tls, Http::new(api.clone(), committed), async move {
+        tokio::spawn(crate::api::http::serve(http_listener, tls, Http::new(api.clone(), committed), async move {
             let _ = stop.wait_for(|s| *s).await;
         }))
     };

@@ -1,10 +1,11 @@
-//! gRPC handlers: validate input, turn it into a command or a read, map results and errors to
-//! the wire. No lock logic lives here.
+//! gRPC handlers (and the HTTP/JSON API over them, in [`http`]): validate input, turn it into a
+//! command or a read, map results and errors to the wire. No lock logic lives here.
 
 pub mod auth;
 pub mod cluster;
 pub mod error;
 pub mod force_release;
+pub mod http;
 pub mod kv;
 pub mod locks;
 pub mod watch;

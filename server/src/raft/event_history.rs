@@ -101,9 +101,48 @@ impl EventHistory {
         let mut last_removed = None;
         let mut first_kept = None;
         let mut removed = Vec::new();
-        // From the floor: keys below it are already removed, or staged for removal.
-        for item in tree.range(event_key(self.floor(), 0).to_vec()..vec![EVENT_TAG + 1]) {
-            let (k, _) = item.map_err(|e| HistoryError::Storage(e.to_string()))?;
+        // From the floor: keys below it are already removed, or staged for removal. The events
+        // of earlier applies are in sled or still staged (the writer thread has not reached
+        // them): walk both, in key order, or a history whose events are all staged is never
+        // trimmed and a watch from before `keep` is not COMPACTED.
+        let start = event_key(self.floor(), 0).to_vec();
+        let end = vec![EVENT_TAG + 1];
+        let _overlay = self.staged.overlay();
+        let mut staged = self
+            .staged
+            .staged_range((Bound::Included(start.clone()), Bound::Excluded(end.clone())))
+            .into_iter()
+            .peekable();
+        let mut written = tree.range(start..end).peekable();
+        loop {
+            // The smaller key next; where both have it, the staged write (newer) decides.
+            if matches!(written.peek(), Some(Err(_))) {
+                let e = written.next().and_then(Result::err).map(|e| e.to_string()).unwrap_or_default();
+                return Err(HistoryError::Storage(e));
+            }
+            let from_tree = written.peek().and_then(|r| r.as_ref().ok()).map(|(k, _)| k.to_vec());
+            let from_staged = staged.peek().map(|(k, _)| k.clone());
+            let (k, live) = match (from_tree, from_staged) {
+                (None, None) => break,
+                (Some(t), Some(s)) if s <= t => {
+                    if s == t {
+                        written.next();
+                    }
+                    let (k, v) = staged.next().unwrap_or_default();
+                    (k, v.is_some())
+                }
+                (Some(t), _) => {
+                    written.next();
+                    (t, true)
+                }
+                (None, Some(_)) => {
+                    let (k, v) = staged.next().unwrap_or_default();
+                    (k, v.is_some())
+                }
+            };
+            if !live {
+                continue;
+            }
             let Some((index, _)) = parse_key(&k) else { continue };
             // Enough removed, and this key starts a new index: keep it and everything after.
             if removed.len() as u64 >= excess && last_removed != Some(index) {
@@ -247,6 +286,26 @@ mod tests {
         let reopened = history(&tree, stored, 8, 10);
         assert_eq!(reopened.floor(), floor);
         assert_eq!(reopened.read(floor, u64::MAX).unwrap(), kept);
+    }
+
+    #[test]
+    fn events_still_staged_are_trimmed_too() {
+        // The writer thread writes every 20 ms; these appends take microseconds, so they are
+        // (nearly always) all still staged when trimming runs. Written or not, the result must
+        // be the same.
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let tree = db.open_tree("s").unwrap();
+        let h = history(&tree, None, 0, 10);
+        for index in 1..=8 {
+            append(&h, &tree, index, 3);
+        }
+        let floor = h.floor();
+        assert!(floor >= 4, "24 events with keep 10 must trim at least 3 indexes, floor {floor}");
+        assert!(matches!(h.read(1, 8), Err(HistoryError::Compacted { from: 1, .. })));
+        let kept = h.read(floor, 8).unwrap();
+        assert!((8..=11).contains(&kept.len()), "kept {}", kept.len());
+        h.staged.write_now().unwrap();
+        assert_eq!(h.read(floor, 8).unwrap(), kept, "the same once written");
     }
 
     #[test]
