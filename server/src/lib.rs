@@ -6,6 +6,7 @@ pub mod config;
 pub mod http;
 pub mod lease_clock;
 pub mod lock;
+pub mod membership;
 pub mod metrics;
 pub mod node;
 pub mod propose;

@@ -20,6 +20,9 @@ pub enum ApiError {
     NoLeader(String),
     #[error("{0}")]
     Compacted(String),
+    /// A membership change that would leave the voters without a quorum of live members.
+    #[error("{0}")]
+    QuorumAtRisk(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -42,6 +45,7 @@ impl ApiError {
             ApiError::NotLeader { .. } => "NOT_LEADER",
             ApiError::NoLeader(_) => "NO_LEADER",
             ApiError::Compacted(_) => "COMPACTED",
+            ApiError::QuorumAtRisk(_) => "QUORUM_AT_RISK",
             ApiError::Internal(_) => "INTERNAL",
         }
     }
@@ -58,6 +62,7 @@ impl ApiError {
             ApiError::LeaseNotFound { .. } => Code::NotFound,
             ApiError::NotLeader { .. } | ApiError::NoLeader(_) => Code::Unavailable,
             ApiError::Compacted(_) => Code::OutOfRange,
+            ApiError::QuorumAtRisk(_) => Code::FailedPrecondition,
             ApiError::Internal(_) => Code::Internal,
         }
     }

@@ -43,6 +43,8 @@ pub struct Api {
     pub cluster_id: Arc<dyn Fn() -> String + Send + Sync>,
     /// Election timeout (max), for `has_quorum` on the leader.
     pub election_timeout_ms: u64,
+    /// AddMember and RemoveMember.
+    pub membership: crate::membership::MembershipChanges,
 }
 
 impl Api {

@@ -1,7 +1,7 @@
 //! Who this node is and which cluster it belongs to: the node id, the data directory's
 //! incarnation, the cluster id and the incarnations of peers it has met. Backed by `node.toml`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 use tokio::sync::watch;
@@ -37,6 +37,9 @@ struct Known {
     incarnation: String,
     cluster_id: String,
     peers: BTreeMap<String, String>,
+    /// The members of the applied membership, once known: incarnations of other nodes are
+    /// neither remembered nor kept (see [`Identity::retain_members`]).
+    members: Option<BTreeSet<NodeId>>,
 }
 
 impl Identity {
@@ -44,7 +47,12 @@ impl Identity {
         let known = {
             let f = file.lock().unwrap_or_else(|p| p.into_inner());
             let s = f.state();
-            Known { incarnation: s.incarnation.clone(), cluster_id: s.cluster_id.clone(), peers: s.peers.clone() }
+            Known {
+                incarnation: s.incarnation.clone(),
+                cluster_id: s.cluster_id.clone(),
+                peers: s.peers.clone(),
+                members: None,
+            }
         };
         Self { node_id, file, known: Arc::new(RwLock::new(known)), replaced: Arc::new(watch::Sender::new(None)) }
     }
@@ -108,9 +116,45 @@ impl Identity {
         self.save(|s| s.cluster_id = cluster_id.to_string())
     }
 
-    /// Remembers `peer`'s incarnation the first time it is seen.
+    /// Forgets the incarnation of every node that is not in `members` (the applied membership)
+    /// and from now on remembers only members' incarnations.
+    ///
+    /// A removed node may come back as a new member with a new data directory (DESIGN §9): the
+    /// cluster must then not expect its old incarnation. Only the applied (committed) membership
+    /// counts, so a wiped member is still refused until its removal has committed; and a
+    /// removed node that keeps sending vote requests until it is stopped does not teach the
+    /// cluster its old incarnation again.
+    pub fn retain_members(&self, members: BTreeSet<NodeId>) -> Result<(), IdentityError> {
+        let stale: Vec<String> = {
+            let mut known = self.known.write().unwrap_or_else(|p| p.into_inner());
+            let stale = known
+                .peers
+                .keys()
+                .filter(|id| id.parse::<NodeId>().is_ok_and(|id| !members.contains(&id)))
+                .cloned()
+                .collect();
+            known.members = Some(members);
+            stale
+        };
+        if stale.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(nodes = ?stale, "forgetting the data directories of removed members");
+        self.save(|s| {
+            for id in &stale {
+                s.peers.remove(id);
+            }
+        })
+    }
+
+    fn is_member(&self, peer: NodeId) -> bool {
+        self.known().members.as_ref().is_none_or(|m| m.contains(&peer))
+    }
+
+    /// Remembers `peer`'s incarnation the first time it is seen (members only, once the
+    /// membership is known).
     pub fn remember_peer(&self, peer: NodeId, incarnation: &str) -> Result<(), IdentityError> {
-        if incarnation.is_empty() {
+        if incarnation.is_empty() || !self.is_member(peer) {
             return Ok(());
         }
         let known = self.peer_incarnation(peer);

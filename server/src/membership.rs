@@ -1,0 +1,215 @@
+//! Runtime membership changes on the leader: add a node (learner, catch up, promote to voter),
+//! remove one (refused when the remaining voters would not include a quorum of live members).
+//! One change at a time: the leader's other membership writers (recording HTTP addresses) wait
+//! for the change in progress, so they never touch a node that is being added or removed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
+use openraft::ChangeMembers;
+use tokio::sync::{Mutex, MutexGuard};
+
+use crate::propose::RaftCallError;
+use crate::raft::identity::Identity;
+use crate::raft::network::Network;
+use crate::raft::state_machine::SharedState;
+use crate::raft::{NodeId, Raft, TenureNode};
+
+/// How long a new node may take to catch up when the request does not say.
+pub const DEFAULT_CATCH_UP: Duration = Duration::from_secs(60);
+/// The longest catch-up a request may ask for.
+pub const MAX_CATCH_UP: Duration = Duration::from_secs(600);
+/// How long the leader waits for a member's answer when it checks which members are live.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Why a membership change did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    #[error("{field}: {message}")]
+    Invalid { field: &'static str, message: String },
+    #[error("{0}")]
+    QuorumAtRisk(String),
+    /// The node was added as a learner but did not catch up in time.
+    #[error("{0}")]
+    NotCaughtUp(String),
+    /// Raft refused or could not commit the change (not leader, no quorum, stopping).
+    #[error(transparent)]
+    Raft(#[from] RaftCallError),
+}
+
+type WriteError = RaftError<NodeId, ClientWriteError<NodeId, TenureNode>>;
+
+fn raft_error(e: WriteError) -> ChangeError {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
+            ChangeError::Raft(RaftCallError::NotLeader { leader: f.leader_id.zip(f.leader_node) })
+        }
+        // Another change is still being committed: NO_LEADER, so clients retry.
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(ChangeMembershipError::InProgress(e))) => {
+            ChangeError::Raft(RaftCallError::NoQuorum(format!("another membership change is in progress: {e}")))
+        }
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
+            ChangeError::Invalid { field: "node_id", message: e.to_string() }
+        }
+        RaftError::Fatal(f) => ChangeError::Raft(RaftCallError::Stopped(f.to_string())),
+    }
+}
+
+/// The outcome of a change: whether the membership changed.
+pub struct Changed(pub bool);
+
+/// The leader's membership changes, and the lock every membership writer takes.
+#[derive(Clone)]
+pub struct MembershipChanges {
+    node_id: NodeId,
+    raft: Raft,
+    network: Network,
+    identity: Identity,
+    /// Node-local dial overrides (test proxies), as for Raft messages.
+    dial: Arc<BTreeMap<NodeId, String>>,
+    lock: Arc<Mutex<()>>,
+}
+
+impl MembershipChanges {
+    pub fn new(
+        node_id: NodeId,
+        raft: Raft,
+        network: Network,
+        identity: Identity,
+        dial: BTreeMap<NodeId, String>,
+    ) -> Self {
+        Self { node_id, raft, network, identity, dial: Arc::new(dial), lock: Arc::new(Mutex::new(())) }
+    }
+
+    /// The lock of membership writers, if no change is in progress.
+    pub fn try_lock(&self) -> Option<MutexGuard<'_, ()>> {
+        self.lock.try_lock().ok()
+    }
+
+    fn membership(&self) -> openraft::Membership<NodeId, TenureNode> {
+        self.raft.metrics().borrow().membership_config.membership().clone()
+    }
+
+    /// Adds `id` at `node` as a learner, waits up to `catch_up` for it to catch up, then makes
+    /// it a voter. Idempotent (see the proto's AddMember).
+    pub async fn add(&self, id: NodeId, node: TenureNode, catch_up: Duration) -> Result<Changed, ChangeError> {
+        let _guard = self.lock.lock().await;
+        let membership = self.membership();
+        let is_voter = membership.voter_ids().any(|v| v == id);
+        let log_index = match membership.get_node(&id) {
+            Some(existing) if existing.grpc_addr != node.grpc_addr => {
+                return Err(ChangeError::Invalid {
+                    field: "grpc_addr",
+                    message: format!(
+                        "node {id} is already a member at {}; remove it first to add it at {}",
+                        existing.grpc_addr, node.grpc_addr
+                    ),
+                });
+            }
+            Some(_) if is_voter => return Ok(Changed(false)),
+            // A learner left by an earlier call that timed out: resume.
+            Some(_) => self.raft.metrics().borrow().membership_config.log_id().map_or(0, |l| l.index),
+            None => {
+                tracing::info!(node = id, addr = %node.grpc_addr, "adding a learner");
+                let r = self.raft.add_learner(id, node, false).await.map_err(raft_error)?;
+                r.log_id.index
+            }
+        };
+        let deadline = Instant::now() + catch_up;
+        let wait = self
+            .raft
+            .wait(Some(catch_up))
+            .metrics(
+                |m| {
+                    let matched = m.replication.as_ref().and_then(|r| r.get(&id).cloned().flatten());
+                    matched.is_some_and(|l| l.index >= log_index)
+                },
+                "the new learner to catch up",
+            )
+            .await;
+        if wait.is_err() {
+            let state = if Instant::now() >= deadline { "did not catch up" } else { "lost track of the learner" };
+            return Err(ChangeError::NotCaughtUp(format!(
+                "node {id} {state} within {catch_up:?} (it stays a learner; check that it runs with --initial-cluster-state existing and is reachable, then repeat AddMember, or remove it)"
+            )));
+        }
+        tracing::info!(node = id, "the learner caught up; promoting it to voter");
+        self.raft
+            .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), true)
+            .await
+            .map_err(raft_error)?;
+        tracing::info!(node = id, "member change: added a voter");
+        Ok(Changed(true))
+    }
+
+    /// Removes `id` (voter or learner). Unless `force`, refuses when the remaining voters would
+    /// be empty or would not include a quorum of live members.
+    pub async fn remove(&self, id: NodeId, force: bool) -> Result<Changed, ChangeError> {
+        let _guard = self.lock.lock().await;
+        let membership = self.membership();
+        if membership.get_node(&id).is_none() {
+            return Ok(Changed(false));
+        }
+        let remaining: Vec<NodeId> = membership.voter_ids().filter(|v| *v != id).collect();
+        let is_voter = membership.voter_ids().any(|v| v == id);
+        if is_voter && !force {
+            if remaining.is_empty() {
+                return Err(ChangeError::QuorumAtRisk(format!(
+                    "removing node {id} would leave no voter; pass force to remove it anyway"
+                )));
+            }
+            let mut live = Vec::new();
+            for &v in &remaining {
+                if v == self.node_id || self.answers(v, membership.get_node(&v)).await {
+                    live.push(v);
+                }
+            }
+            let quorum = remaining.len() / 2 + 1;
+            if live.len() < quorum {
+                return Err(ChangeError::QuorumAtRisk(format!(
+                    "removing node {id} would leave voters {remaining:?}, of which only {live:?} answer now: {} live of the {quorum} a quorum needs; bring members back first, or pass force to remove it anyway",
+                    live.len()
+                )));
+            }
+        }
+        tracing::info!(node = id, force, "removing a member");
+        let change = if is_voter {
+            ChangeMembers::RemoveVoters(BTreeSet::from([id]))
+        } else {
+            ChangeMembers::RemoveNodes(BTreeSet::from([id]))
+        };
+        // retain = false: a removed voter leaves the membership, not just the voters.
+        self.raft.change_membership(change, false).await.map_err(raft_error)?;
+        tracing::info!(node = id, "member change: removed");
+        Ok(Changed(true))
+    }
+
+    /// Whether member `id` answers a probe now, as itself.
+    async fn answers(&self, id: NodeId, node: Option<&TenureNode>) -> bool {
+        let Some(node) = node else { return false };
+        let addr = self.dial.get(&id).unwrap_or(&node.grpc_addr);
+        let probe = crate::node::probe(&self.network, addr, &self.identity);
+        matches!(tokio::time::timeout(PROBE_TIMEOUT, probe).await, Ok(Some(r)) if r.node_id == id)
+    }
+}
+
+/// On every node: keeps [`Identity`]'s remembered incarnations to the applied membership, so a
+/// removed node can come back as a new member with a new data directory.
+pub async fn forget_removed_members(raft: Raft, state: Arc<SharedState>, identity: Identity) {
+    let mut metrics = raft.metrics();
+    let mut last: Option<BTreeSet<NodeId>> = None;
+    loop {
+        let members: BTreeSet<NodeId> = state.read().membership.membership().nodes().map(|(id, _)| *id).collect();
+        if !members.is_empty() && last.as_ref() != Some(&members) {
+            match identity.retain_members(members.clone()) {
+                Ok(()) => last = Some(members),
+                Err(e) => tracing::warn!(error = %e, "cannot forget removed members"),
+            }
+        }
+        if metrics.changed().await.is_err() || metrics.borrow().running_state.is_err() {
+            return;
+        }
+    }
+}
