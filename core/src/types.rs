@@ -412,11 +412,7 @@ impl ClusterStatus {
             leader_id: (s.leader_id != 0).then_some(s.leader_id),
             leader_addr: s.leader_addr,
             term: s.term,
-            members: s
-                .members
-                .into_iter()
-                .map(Member::from_pb)
-                .collect(),
+            members: s.members.into_iter().map(Member::from_pb).collect(),
             commit_index: s.commit_index,
             applied_index: s.applied_index,
             last_log_index: s.last_log_index,

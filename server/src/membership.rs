@@ -95,7 +95,16 @@ impl MembershipChanges {
     /// Adds `id` at `node` as a learner, waits up to `catch_up` for it to catch up, then makes
     /// it a voter. Idempotent (see the proto's AddMember).
     pub async fn add(&self, id: NodeId, node: TenureNode, catch_up: Duration) -> Result<Changed, ChangeError> {
-        let _guard = self.lock.lock().await;
+        let guard = self.lock.clone().lock_owned().await;
+        let this = self.clone();
+        detached(async move {
+            let _guard = guard;
+            this.add_locked(id, node, catch_up).await
+        })
+        .await
+    }
+
+    async fn add_locked(&self, id: NodeId, node: TenureNode, catch_up: Duration) -> Result<Changed, ChangeError> {
         let membership = self.membership();
         let is_voter = membership.voter_ids().any(|v| v == id);
         let log_index = match membership.get_node(&id) {
@@ -147,7 +156,16 @@ impl MembershipChanges {
     /// Removes `id` (voter or learner). Unless `force`, refuses when the remaining voters would
     /// be empty or would not include a quorum of live members.
     pub async fn remove(&self, id: NodeId, force: bool) -> Result<Changed, ChangeError> {
-        let _guard = self.lock.lock().await;
+        let guard = self.lock.clone().lock_owned().await;
+        let this = self.clone();
+        detached(async move {
+            let _guard = guard;
+            this.remove_locked(id, force).await
+        })
+        .await
+    }
+
+    async fn remove_locked(&self, id: NodeId, force: bool) -> Result<Changed, ChangeError> {
         let membership = self.membership();
         if membership.get_node(&id).is_none() {
             return Ok(Changed(false));
@@ -160,18 +178,24 @@ impl MembershipChanges {
                     "removing node {id} would leave no voter; pass force to remove it anyway"
                 )));
             }
+            let voters: Vec<NodeId> = membership.voter_ids().collect();
             let mut live = Vec::new();
-            for &v in &remaining {
+            for &v in &voters {
                 if v == self.node_id || self.answers(v, membership.get_node(&v)).await {
                     live.push(v);
                 }
             }
-            let quorum = remaining.len() / 2 + 1;
-            if live.len() < quorum {
-                return Err(ChangeError::QuorumAtRisk(format!(
-                    "removing node {id} would leave voters {remaining:?}, of which only {live:?} answer now: {} live of the {quorum} a quorum needs; bring members back first, or pass force to remove it anyway",
-                    live.len()
-                )));
+            // The change commits through both configurations (joint consensus): the voters
+            // now must have a live quorum too, or the change would wait for members to return.
+            for (which, set) in [("the voters now", &voters), ("the voters left", &remaining)] {
+                let quorum = set.len() / 2 + 1;
+                let alive: Vec<NodeId> = set.iter().copied().filter(|v| live.contains(v)).collect();
+                if alive.len() < quorum {
+                    return Err(ChangeError::QuorumAtRisk(format!(
+                        "cannot remove node {id}: of {which} {set:?}, only {alive:?} answer the leader now, {} of the {quorum} a quorum needs; bring members back first, or pass force to propose it anyway (it commits once enough of them are back)",
+                        alive.len()
+                    )));
+                }
             }
         }
         tracing::info!(node = id, force, "removing a member");
@@ -193,6 +217,18 @@ impl MembershipChanges {
         let probe = crate::node::probe(&self.network, addr, &self.identity);
         matches!(tokio::time::timeout(PROBE_TIMEOUT, probe).await, Ok(Some(r)) if r.node_id == id)
     }
+}
+
+/// Runs a change on a task of its own, so it finishes even if the caller goes away: openraft
+/// 0.9's `change_membership` proposes the joint configuration and then, from the same future,
+/// the final one; dropping it in between (a client that timed out) would leave the cluster in
+/// the joint configuration.
+async fn detached(
+    change: impl std::future::Future<Output = Result<Changed, ChangeError>> + Send + 'static,
+) -> Result<Changed, ChangeError> {
+    tokio::spawn(change)
+        .await
+        .unwrap_or_else(|e| Err(ChangeError::Raft(RaftCallError::Stopped(format!("membership change failed: {e}")))))
 }
 
 /// On every node: keeps [`Identity`]'s remembered incarnations to the applied membership, so a

@@ -56,7 +56,11 @@ fn members(m: &RaftMetrics<NodeId, TenureNode>) -> Vec<pb::Member> {
 /// Checks a `host:port` address field (empty allowed only where `optional`).
 fn check_addr(field: &str, addr: &str, optional: bool) -> Result<(), ApiError> {
     if addr.is_empty() {
-        return if optional { Ok(()) } else { Err(ApiError::invalid(field, format!("{field} is required (host:port)"))) };
+        return if optional {
+            Ok(())
+        } else {
+            Err(ApiError::invalid(field, format!("{field} is required (host:port)")))
+        };
     }
     let ok = addr.len() <= 256
         && !addr.contains("://")
@@ -66,7 +70,10 @@ fn check_addr(field: &str, addr: &str, optional: bool) -> Result<(), ApiError> {
     if ok {
         Ok(())
     } else {
-        Err(ApiError::invalid(field, format!("{field} must be host:port (at most 256 bytes, port 1-65535), got {addr:?}")))
+        Err(ApiError::invalid(
+            field,
+            format!("{field} must be host:port (at most 256 bytes, port 1-65535), got {addr:?}"),
+        ))
     }
 }
 
