@@ -121,6 +121,12 @@ impl MembershipChanges {
             // A learner left by an earlier call that timed out: resume.
             Some(_) => self.raft.metrics().borrow().membership_config.log_id().map_or(0, |l| l.index),
             None => {
+                // A removed node comes back with a new data directory: do not expect the old
+                // one (every node forgets it once the removal is applied; this covers a leader
+                // that has not got to it yet).
+                if let Err(e) = self.identity.forget_peer(id) {
+                    tracing::warn!(node = id, error = %e, "cannot forget the node's old data directory");
+                }
                 tracing::info!(node = id, addr = %node.grpc_addr, "adding a learner");
                 let r = self.raft.add_learner(id, node, false).await.map_err(raft_error)?;
                 r.log_id.index

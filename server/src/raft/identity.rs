@@ -147,6 +147,16 @@ impl Identity {
         })
     }
 
+    /// Forgets `peer`'s incarnation (a node about to be added as a new member).
+    pub fn forget_peer(&self, peer: NodeId) -> Result<(), IdentityError> {
+        if self.peer_incarnation(peer).is_empty() {
+            return Ok(());
+        }
+        self.save(|s| {
+            s.peers.remove(&peer.to_string());
+        })
+    }
+
     fn is_member(&self, peer: NodeId) -> bool {
         self.known().members.as_ref().is_none_or(|m| m.contains(&peer))
     }
