@@ -110,6 +110,7 @@ impl Error {
         "UNAUTHENTICATED",
         "PERMISSION_DENIED",
         "COMPACTED",
+        "QUORUM_AT_RISK",
         "TIMEOUT",
         "LEASE_LOST",
         "CANCELLED",
