@@ -181,7 +181,7 @@ impl Client {
         let conn = &self.inner.conn;
         let r = conn
             .call("remove_member", Route::Leader, self.inner.timeout, |ch| {
-                let r = conn.request(req.clone());
+                let r = conn.request(req);
                 async move { ClusterClient::new(ch).remove_member(r).await }
             })
             .await?
