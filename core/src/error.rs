@@ -259,6 +259,7 @@ mod tests {
             Error::Unauthenticated(String::new()),
             Error::PermissionDenied(String::new()),
             Error::Compacted(String::new()),
+            Error::QuorumAtRisk(String::new()),
             Error::Timeout(String::new()),
             Error::LeaseLost(String::new()),
             Error::Cancelled(String::new()),
@@ -267,6 +268,6 @@ mod tests {
         ] {
             assert!(Error::CODES.contains(&e.code()), "{} missing from CODES", e.code());
         }
-        assert_eq!(Error::CODES.len(), 13);
+        assert_eq!(Error::CODES.len(), 14);
     }
 }
