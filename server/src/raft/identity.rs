@@ -262,4 +262,29 @@ mod tests {
         assert!(matches!(r, Err(IdentityError::Replaced { .. })), "{r:?}");
         assert!(me.replaced().borrow().is_some());
     }
+
+    #[test]
+    fn a_removed_member_is_forgotten_so_it_can_come_back_with_a_new_data_directory() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let me = identity(dir.path(), 1, "ours");
+        me.remember_peer(2, "node-2").expect("2");
+        me.remember_peer(3, "old-node-3").expect("3");
+        // While 3 is a member, a new directory of it is refused.
+        assert!(matches!(me.remember_peer(3, "new-node-3"), Err(IdentityError::Replaced { .. })));
+
+        // 3 is removed: forgotten (also in node.toml), and a removed node still sending
+        // messages does not teach its old incarnation again.
+        me.retain_members(BTreeSet::from([1, 2])).expect("retain");
+        assert_eq!(me.peer_incarnation(3), "");
+        assert_eq!(me.peer_incarnation(2), "node-2");
+        me.remember_peer(3, "old-node-3").expect("ignored");
+        assert_eq!(me.peer_incarnation(3), "");
+        let reopened = NodeFile::open(dir.path()).expect("open").expect("node.toml");
+        assert!(!reopened.state().peers.contains_key("3"));
+
+        // Added back: its new incarnation is learned, and the old one is refused from then on.
+        me.retain_members(BTreeSet::from([1, 2, 3])).expect("retain");
+        me.remember_peer(3, "new-node-3").expect("new 3");
+        assert!(matches!(me.remember_peer(3, "old-node-3"), Err(IdentityError::Replaced { .. })));
+    }
 }
