@@ -278,6 +278,7 @@ export type ErrorCode =
   | 'UNAUTHENTICATED'
   | 'PERMISSION_DENIED'
   | 'COMPACTED'
+  | 'QUORUM_AT_RISK'
   | 'TIMEOUT'
   | 'LEASE_LOST'
   | 'CANCELLED'
@@ -315,6 +316,10 @@ export declare class PermissionDenied extends TenureError {
 }
 export declare class Compacted extends TenureError {
   readonly code: 'COMPACTED'
+}
+/** A membership change was refused (not thrown by this package's calls). */
+export declare class QuorumAtRisk extends TenureError {
+  readonly code: 'QUORUM_AT_RISK'
 }
 /** The wait ran out (or `waitMs: 0` found the lock busy); the request was withdrawn. */
 export declare class LockTimeout extends TenureError {

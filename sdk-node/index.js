@@ -41,6 +41,7 @@ const ResourceExhausted = define('ResourceExhausted', 'RESOURCE_EXHAUSTED')
 const Unauthenticated = define('Unauthenticated', 'UNAUTHENTICATED')
 const PermissionDenied = define('PermissionDenied', 'PERMISSION_DENIED')
 const Compacted = define('Compacted', 'COMPACTED')
+const QuorumAtRisk = define('QuorumAtRisk', 'QUORUM_AT_RISK')
 const LockTimeout = define('LockTimeout', 'TIMEOUT')
 const LeaseLost = define('LeaseLost', 'LEASE_LOST')
 const Cancelled = define('Cancelled', 'CANCELLED')
@@ -59,6 +60,7 @@ const errorClasses = Object.freeze(
       Unauthenticated,
       PermissionDenied,
       Compacted,
+      QuorumAtRisk,
       LockTimeout,
       LeaseLost,
       Cancelled,
@@ -629,6 +631,7 @@ module.exports = {
   Unauthenticated,
   PermissionDenied,
   Compacted,
+  QuorumAtRisk,
   LockTimeout,
   LeaseLost,
   Cancelled,

@@ -15,6 +15,7 @@ export const {
   Unauthenticated,
   PermissionDenied,
   Compacted,
+  QuorumAtRisk,
   LockTimeout,
   LeaseLost,
   Cancelled,

@@ -34,6 +34,8 @@ pub struct Node {
     pub log: PathBuf,
     child: Option<Child>,
     pub state: NodeState,
+    /// Started with `--initial-cluster-state existing` (no `--peers`): waits to be added.
+    pub join: bool,
 }
 
 pub struct Cluster {
@@ -79,6 +81,7 @@ impl Cluster {
                 log: dir.path().join(format!("node{id}.log")),
                 child: None,
                 state: NodeState::Down,
+                join: false,
             });
         }
         let mut links = BTreeMap::new();
@@ -125,15 +128,15 @@ impl Cluster {
             .collect();
         let node = self.node(id);
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&node.log)?;
-        let child = Command::new(&self.tenured)
-            .arg("--id")
-            .arg(id.to_string())
-            .arg("--listen")
-            .arg(&node.addr)
-            .arg("--http")
-            .arg(format!("127.0.0.1:{}", free_port()?))
-            .arg("--peers")
-            .arg(&self.peers)
+        let mut cmd = Command::new(&self.tenured);
+        cmd.arg("--id").arg(id.to_string()).arg("--listen").arg(&node.addr);
+        cmd.arg("--http").arg(format!("127.0.0.1:{}", free_port()?));
+        if node.join {
+            cmd.arg("--initial-cluster-state").arg("existing");
+        } else {
+            cmd.arg("--peers").arg(&self.peers);
+        }
+        let child = cmd
             .arg("--peer-dial")
             .arg(dial.join(","))
             .arg("--data-dir")
@@ -161,6 +164,20 @@ impl Cluster {
             let _ = c.wait();
         }
         node.state = NodeState::Down;
+    }
+
+    /// Kills node `id` and deletes its data directory; [`Cluster::spawn`] then starts it as a
+    /// new node that waits to be added.
+    pub fn wipe(&mut self, id: u64) -> anyhow::Result<()> {
+        self.kill(id);
+        let node = self.node_mut(id);
+        node.join = true;
+        match std::fs::remove_dir_all(&node.data_dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).with_context(|| format!("wiping {}", node.data_dir.display()))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// SIGSTOP: the process freezes with its sockets open; peers see silence.

@@ -25,6 +25,7 @@ pub enum Fault {
     DelayAllLinks,
     PausedClientWrites,
     KillDuringSnapshotInstall,
+    ReplaceFollower,
 }
 
 impl Fault {
@@ -40,6 +41,7 @@ impl Fault {
         Fault::DelayAllLinks,
         Fault::PausedClientWrites,
         Fault::KillDuringSnapshotInstall,
+        Fault::ReplaceFollower,
     ];
 
     pub fn name(self) -> &'static str {
@@ -55,6 +57,7 @@ impl Fault {
             Fault::DelayAllLinks => "delay-all-links",
             Fault::PausedClientWrites => "paused-client-writes",
             Fault::KillDuringSnapshotInstall => "kill-during-snapshot-install",
+            Fault::ReplaceFollower => "replace-follower",
         }
     }
 
@@ -159,6 +162,11 @@ pub async fn inject(
             inj.nodes = vec![f];
             inj.killed_mid_install = kill_during_snapshot_install(cluster, leader, f, hold).await?;
         }
+        Fault::ReplaceFollower => {
+            let f = followers[0];
+            inj.nodes = vec![f];
+            replace_follower(cluster, f, hold).await?;
+        }
         Fault::PausedClientWrites => {
             let (rejected, accepted) = paused_client_writes(cluster.endpoints(), rec.clone(), client_id).await?;
             inj.stale_rejected = rejected;
@@ -221,6 +229,35 @@ async fn kill_during_snapshot_install(
     tokio::time::sleep(hold).await;
     cluster.spawn(f)?;
     Ok(mid)
+}
+
+/// Membership change: removes follower `f` (RemoveMember), kills it and wipes its data
+/// directory, runs `hold` without it, then starts it empty with `--initial-cluster-state
+/// existing` and adds it back as a new member (AddMember: learner, catch up, voter).
+async fn replace_follower(cluster: &mut Cluster, f: u64, hold: Duration) -> anyhow::Result<()> {
+    let admin = Client::builder().endpoints(cluster.endpoints()).owner("chaos-admin").connect().await?;
+    // A member that was just healed may not answer the leader's liveness probe at once.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match admin.remove_member(f, false).await {
+            Ok(_) => break,
+            Err(tenure::Error::QuorumAtRisk(why)) if std::time::Instant::now() < deadline => {
+                eprintln!("chaos: removing node {f} refused for now: {why}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("removing node {f}"))),
+        }
+    }
+    cluster.wipe(f)?;
+    tokio::time::sleep(hold).await;
+    cluster.spawn(f)?;
+    let addr = cluster.node(f).addr.clone();
+    let r = admin.add_member(f, &addr, "").await.with_context(|| format!("adding node {f} back"))?;
+    if !r.members.iter().any(|m| m.id == f && m.role == tenure::Role::Follower) {
+        bail!("node {f} is not a voter after AddMember: {:?}", r.members);
+    }
+    admin.close().await.ok();
+    Ok(())
 }
 
 const PAUSED_TTL: Duration = Duration::from_secs(2);

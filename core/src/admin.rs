@@ -1,16 +1,40 @@
-//! Admin operations: [`Client::force_release`].
+//! Admin operations: [`Client::force_release`], [`Client::add_member`],
+//! [`Client::remove_member`].
 //!
 //! On a cluster started with `--auth-config`, these need a token with the `admin` right on the
 //! lock's name; the client sends the token given to [`crate::ClientBuilder::bearer_token`].
 
+use std::time::Duration;
+
 use tenure_proto::v1 as pb;
+use tenure_proto::v1::cluster_client::ClusterClient;
 use tenure_proto::v1::force_release_request::Target;
 use tenure_proto::v1::locks_client::LocksClient;
 
 use crate::client::Client;
 use crate::conn::Route;
-use crate::types::{Consistency, LeaseInfo};
+use crate::types::{Consistency, LeaseInfo, Member};
 use crate::Error;
+
+/// How long [`Client::add_member`] lets the new node catch up before it is promoted; the call's
+/// deadline is the client's timeout plus this.
+pub const ADD_MEMBER_CATCH_UP: Duration = Duration::from_secs(60);
+
+/// What [`Client::add_member`] or [`Client::remove_member`] did.
+///
+/// ```no_run
+/// # async fn f(c: tenure::Client) -> Result<(), tenure::Error> {
+/// let r = c.remove_member(5, false).await?;
+/// println!("changed: {}, now {} members", r.changed, r.members.len());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MembershipChange {
+    /// The membership after the call, voters and learners, as the leader sees it.
+    pub members: Vec<Member>,
+    /// False when nothing had to change (already a voter at that address; not a member).
+    pub changed: bool,
+}
 
 /// Which holds [`Client::force_release`] releases.
 ///
@@ -127,5 +151,64 @@ impl Client {
             granted: r.granted.into_iter().map(LeaseInfo::from_pb).collect(),
             log_index: r.log_index,
         })
+    }
+
+    /// Admin: adds node `id`, serving gRPC at `grpc_addr` (and HTTP at `http_addr`, or `""` to
+    /// let the leader ask the node), to the cluster: as a learner first, then, once it has
+    /// caught up (within [`ADD_MEMBER_CATCH_UP`]), as a voter. The node must be running with
+    /// `--initial-cluster-state existing` on an empty data directory.
+    ///
+    /// Idempotent: adding a voter again at the same address changes nothing; a node left a
+    /// learner by a call that timed out is caught up and promoted. An id that is a member at
+    /// another address fails with [`Error::InvalidArgument`] (remove it first).
+    ///
+    /// ```no_run
+    /// # async fn f(c: tenure::Client) -> Result<(), tenure::Error> {
+    /// let r = c.add_member(4, "10.0.0.4:7070", "10.0.0.4:7080").await?;
+    /// assert!(r.members.iter().any(|m| m.id == 4));
+    /// # Ok(()) }
+    /// ```
+    pub async fn add_member(&self, id: u64, grpc_addr: &str, http_addr: &str) -> Result<MembershipChange, Error> {
+        let req = pb::AddMemberRequest {
+            node_id: id,
+            grpc_addr: grpc_addr.to_string(),
+            http_addr: http_addr.to_string(),
+            catch_up_timeout_ms: ADD_MEMBER_CATCH_UP.as_millis() as u64,
+        };
+        let conn = &self.inner.conn;
+        let r = conn
+            .call("add_member", Route::Leader, self.inner.timeout + ADD_MEMBER_CATCH_UP, |ch| {
+                let r = conn.request(req.clone());
+                async move { ClusterClient::new(ch).add_member(r).await }
+            })
+            .await?
+            .into_inner();
+        Ok(MembershipChange { members: r.members.into_iter().map(Member::from_pb).collect(), changed: r.changed })
+    }
+
+    /// Admin: removes node `id` (voter or learner) from the cluster. Unless `force`, fails with
+    /// [`Error::QuorumAtRisk`] when the voters left would not include a quorum of members that
+    /// answer the leader now, or when none would be left. Removing a node that is not a member
+    /// changes nothing. The leader may remove itself; it steps down once the change commits.
+    ///
+    /// ```no_run
+    /// # async fn f(c: tenure::Client) -> Result<(), tenure::Error> {
+    /// match c.remove_member(3, false).await {
+    ///     Err(tenure::Error::QuorumAtRisk(why)) => eprintln!("refused: {why}"),
+    ///     other => { other?; }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn remove_member(&self, id: u64, force: bool) -> Result<MembershipChange, Error> {
+        let req = pb::RemoveMemberRequest { node_id: id, force };
+        let conn = &self.inner.conn;
+        let r = conn
+            .call("remove_member", Route::Leader, self.inner.timeout, |ch| {
+                let r = conn.request(req);
+                async move { ClusterClient::new(ch).remove_member(r).await }
+            })
+            .await?
+            .into_inner();
+        Ok(MembershipChange { members: r.members.into_iter().map(Member::from_pb).collect(), changed: r.changed })
     }
 }

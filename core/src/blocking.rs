@@ -17,7 +17,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use crate::types::{ClusterStatus, Consistency, Fence, FenceStatus, KvEntry, LeaseInfo, LockDescription, LockSummary};
-use crate::{ClientBuilder, Error, ForceReleaseTarget, ForceReleased, Handover, LostSignal, Mode};
+use crate::{ClientBuilder, Error, ForceReleaseTarget, ForceReleased, Handover, LostSignal, MembershipChange, Mode};
 
 static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
 
@@ -239,6 +239,30 @@ impl Client {
     pub fn cluster_status(&self) -> Result<ClusterStatus, Error> {
         let c = self.inner.clone();
         block(async move { c.cluster_status().await })
+    }
+
+    /// Admin: adds a node; see [`crate::Client::add_member`].
+    ///
+    /// ```no_run
+    /// # fn f(c: tenure::blocking::Client) -> Result<(), tenure::Error> {
+    /// c.add_member(4, "10.0.0.4:7070", "")?;
+    /// # Ok(()) }
+    /// ```
+    pub fn add_member(&self, id: u64, grpc_addr: &str, http_addr: &str) -> Result<MembershipChange, Error> {
+        let (c, grpc_addr, http_addr) = (self.inner.clone(), grpc_addr.to_string(), http_addr.to_string());
+        block(async move { c.add_member(id, &grpc_addr, &http_addr).await })
+    }
+
+    /// Admin: removes a node; see [`crate::Client::remove_member`].
+    ///
+    /// ```no_run
+    /// # fn f(c: tenure::blocking::Client) -> Result<(), tenure::Error> {
+    /// c.remove_member(4, false)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn remove_member(&self, id: u64, force: bool) -> Result<MembershipChange, Error> {
+        let c = self.inner.clone();
+        block(async move { c.remove_member(id, force).await })
     }
 }
 

@@ -49,6 +49,10 @@ pub enum Error {
     /// A watch's start index is older than the event history any node still keeps.
     #[error("{0}")]
     Compacted(String),
+    /// A membership change was refused: the voters left would not include a quorum of live
+    /// members (or none would be left). Bring members back first, or force it.
+    #[error("{0}")]
+    QuorumAtRisk(String),
     /// The caller's wait ended before the lock was granted. The request has been withdrawn.
     #[error("{0}")]
     Timeout(String),
@@ -83,6 +87,7 @@ impl Error {
             Error::Unauthenticated(_) => "UNAUTHENTICATED",
             Error::PermissionDenied(_) => "PERMISSION_DENIED",
             Error::Compacted(_) => "COMPACTED",
+            Error::QuorumAtRisk(_) => "QUORUM_AT_RISK",
             Error::Timeout(_) => "TIMEOUT",
             Error::LeaseLost(_) => "LEASE_LOST",
             Error::Cancelled(_) => "CANCELLED",
@@ -105,6 +110,7 @@ impl Error {
         "UNAUTHENTICATED",
         "PERMISSION_DENIED",
         "COMPACTED",
+        "QUORUM_AT_RISK",
         "TIMEOUT",
         "LEASE_LOST",
         "CANCELLED",
@@ -156,6 +162,7 @@ pub(crate) fn classify(status: &Status) -> Failure {
         "UNAUTHENTICATED" => Error::Unauthenticated(msg),
         "PERMISSION_DENIED" => Error::PermissionDenied(msg),
         "COMPACTED" => Error::Compacted(msg),
+        "QUORUM_AT_RISK" => Error::QuorumAtRisk(msg),
         "INTERNAL" => Error::Internal(msg),
         other => Error::Internal(format!("unknown error code {other:?} from the server: {msg}")),
     })
@@ -256,6 +263,7 @@ mod tests {
             Error::Unauthenticated(String::new()),
             Error::PermissionDenied(String::new()),
             Error::Compacted(String::new()),
+            Error::QuorumAtRisk(String::new()),
             Error::Timeout(String::new()),
             Error::LeaseLost(String::new()),
             Error::Cancelled(String::new()),
@@ -264,6 +272,6 @@ mod tests {
         ] {
             assert!(Error::CODES.contains(&e.code()), "{} missing from CODES", e.code());
         }
-        assert_eq!(Error::CODES.len(), 13);
+        assert_eq!(Error::CODES.len(), 14);
     }
 }

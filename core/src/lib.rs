@@ -52,7 +52,7 @@ mod watch;
 pub mod blocking;
 pub mod duration;
 
-pub use admin::{ForceReleaseTarget, ForceReleased, Handover};
+pub use admin::{ForceReleaseTarget, ForceReleased, Handover, MembershipChange, ADD_MEMBER_CATCH_UP};
 pub use blocking::runtime;
 #[cfg(feature = "buggy")]
 #[doc(hidden)]

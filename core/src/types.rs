@@ -352,6 +352,18 @@ pub struct Member {
     pub matched_index: u64,
 }
 
+impl Member {
+    pub(crate) fn from_pb(m: pb::Member) -> Member {
+        Member {
+            id: m.id,
+            grpc_addr: m.grpc_addr,
+            http_addr: m.http_addr,
+            role: Role::from_pb(m.role),
+            matched_index: m.matched_index,
+        }
+    }
+}
+
 /// One node's view of the cluster.
 ///
 /// ```no_run
@@ -400,17 +412,7 @@ impl ClusterStatus {
             leader_id: (s.leader_id != 0).then_some(s.leader_id),
             leader_addr: s.leader_addr,
             term: s.term,
-            members: s
-                .members
-                .into_iter()
-                .map(|m| Member {
-                    id: m.id,
-                    grpc_addr: m.grpc_addr,
-                    http_addr: m.http_addr,
-                    role: Role::from_pb(m.role),
-                    matched_index: m.matched_index,
-                })
-                .collect(),
+            members: s.members.into_iter().map(Member::from_pb).collect(),
             commit_index: s.commit_index,
             applied_index: s.applied_index,
             last_log_index: s.last_log_index,

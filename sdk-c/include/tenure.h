@@ -263,6 +263,12 @@ typedef struct tenure_fence_t {
 #define TENURE_INTERNAL 13
 
 /**
+ * A membership change was refused: the voters left would not include a quorum of live members
+ * (not used by this API: membership changes are made with the `tenure` CLI or the Rust crate).
+ */
+#define TENURE_QUORUM_AT_RISK 14
+
+/**
  * Not an error: `tenure_try_acquire` found the lock busy. No lease was made.
  */
 #define TENURE_BUSY 100

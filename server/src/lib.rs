@@ -5,6 +5,7 @@ pub mod buggy;
 pub mod config;
 pub mod lease_clock;
 pub mod lock;
+pub mod membership;
 pub mod metrics;
 pub mod node;
 pub mod propose;

@@ -144,9 +144,16 @@ impl Metrics {
 /// Counts the elections this node starts, from Raft's metrics, until Raft stops.
 pub async fn count_elections(raft: crate::raft::Raft) {
     let mut rx = raft.metrics();
-    let mut was = (rx.borrow().state, rx.borrow().current_term);
+    // One borrow at a time: a second `borrow()` while the first is held waits behind Raft's
+    // next metrics update, which waits for the first to be released (tokio's watch is an
+    // RwLock that lets a waiting writer go first): RaftCore and this task then hang for good.
+    let state_and_term = |rx: &tokio::sync::watch::Receiver<_>| {
+        let m: &openraft::RaftMetrics<_, _> = &rx.borrow();
+        (m.state, m.current_term)
+    };
+    let mut was = state_and_term(&rx);
     while rx.changed().await.is_ok() {
-        let now = (rx.borrow().state, rx.borrow().current_term);
+        let now = state_and_term(&rx);
         // A candidate that times out runs again in a new term without leaving the state.
         if now.0 == ServerState::Candidate && now != was {
             metrics().elections.inc();

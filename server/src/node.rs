@@ -22,6 +22,7 @@ use crate::api::locks::LocksService;
 use crate::api::Api;
 use crate::config::{ClusterState, Config};
 use crate::lease_clock::{run_duties, DutySettings, LeaseClock};
+use crate::membership::MembershipChanges;
 use crate::propose::{Proposer, ReadRounds};
 use crate::raft::identity::Identity;
 use crate::raft::log_store::LogStore;
@@ -152,6 +153,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     let proposer = Proposer::start(raft.clone(), config.caps);
     let rounds = ReadRounds::start(raft.clone());
     let cluster_identity = identity.clone();
+    let changes =
+        MembershipChanges::new(config.id, raft.clone(), network.clone(), identity.clone(), config.peer_dial.clone());
     let api = Arc::new(Api {
         node_id: config.id,
         raft: raft.clone(),
@@ -163,6 +166,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         cluster_id: Arc::new(move || cluster_identity.cluster_id()),
         election_timeout_ms: config.election_max.as_millis() as u64,
         access: config.access.clone(),
+        membership: changes.clone(),
     });
     let me = TenureNode { grpc_addr: config.advertise.clone(), http_addr: config.http.clone() };
 
@@ -246,7 +250,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     }
 
     tokio::spawn(crate::metrics::count_elections(raft.clone()));
-    tokio::spawn(fill_http_addrs(raft.clone(), network.clone(), identity.clone(), config.peer_dial.clone()));
+    tokio::spawn(fill_http_addrs(raft.clone(), network.clone(), identity.clone(), config.peer_dial.clone(), changes));
+    tokio::spawn(crate::membership::forget_removed_members(raft.clone(), shared.clone(), identity.clone()));
     tokio::spawn(run_duties(
         clock,
         raft.clone(),
@@ -366,7 +371,7 @@ fn excluded_by_peer(peer_members: &[NodeId], me: NodeId, own_cluster_id: &str) -
 }
 
 /// Asks a peer whether it is in a cluster; `None` if it does not answer (not started yet).
-async fn probe(network: &Network, addr: &str, identity: &Identity) -> Option<rpb::ProbeReply> {
+pub(crate) async fn probe(network: &Network, addr: &str, identity: &Identity) -> Option<rpb::ProbeReply> {
     let channel = network.channel(addr).ok()?;
     let mut client = rpb::raft_client::RaftClient::new(channel);
     let mut req =
@@ -380,8 +385,16 @@ async fn probe(network: &Network, addr: &str, identity: &Identity) -> Option<rpb
 /// Bootstrap records a peer's HTTP address only if the peer answered its probe, and a peer that
 /// started later is in the membership without one; a follower's NOT_LEADER over HTTP needs the
 /// leader's. Only the HTTP address changes (`SetNodes` with the same gRPC address), and only to
-/// what the member itself reports, so no member is replaced.
-async fn fill_http_addrs(raft: Raft, network: Network, identity: Identity, dial: BTreeMap<NodeId, String>) {
+/// what the member itself reports, so no member is replaced. Skipped while an AddMember or
+/// RemoveMember is in progress (`changes`' lock), so it never touches a node being added or
+/// removed.
+async fn fill_http_addrs(
+    raft: Raft,
+    network: Network,
+    identity: Identity,
+    dial: BTreeMap<NodeId, String>,
+    changes: MembershipChanges,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     // A probe of a member that is down takes its 2 s timeout: tick a second after it, not at once.
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -394,6 +407,8 @@ async fn fill_http_addrs(raft: Raft, network: Network, identity: Identity, dial:
         if m.state != openraft::ServerState::Leader {
             continue;
         }
+        let Some(_change) = changes.try_lock() else { continue };
+        let m = raft.metrics().borrow().clone();
         let missing: Vec<(NodeId, TenureNode)> = m
             .membership_config
             .membership()

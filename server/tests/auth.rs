@@ -119,6 +119,13 @@ async fn grpc_calls_need_a_known_token_with_the_right_and_the_prefix() {
         .was_held());
     drop(guard);
 
+    // Membership changes need `admin` on every name: ci-runner has neither, ops both (removing
+    // a node that is not a member changes nothing).
+    assert_eq!(code(ci.remove_member(9, false).await), "PERMISSION_DENIED");
+    assert_eq!(code(ci.add_member(9, "127.0.0.1:9", "").await), "PERMISSION_DENIED");
+    let unchanged = ops.remove_member(9, false).await.expect("ops may change the membership");
+    assert!(!unchanged.changed, "{unchanged:?}");
+
     // The CLI sends --token (or TENURE_AUTH_TOKEN).
     let cli = |token: &str, name: &str| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_tenure"))

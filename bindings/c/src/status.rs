@@ -43,13 +43,16 @@ pub const TENURE_UNAVAILABLE: TenureStatus = 12;
 /// A bug in the server or the library (including a caught panic, or a blocking call made from
 /// a lost-lease callback).
 pub const TENURE_INTERNAL: TenureStatus = 13;
+/// A membership change was refused: the voters left would not include a quorum of live members
+/// (not used by this API: membership changes are made with the `tenure` CLI or the Rust crate).
+pub const TENURE_QUORUM_AT_RISK: TenureStatus = 14;
 /// Not an error: `tenure_try_acquire` found the lock busy. No lease was made.
 pub const TENURE_BUSY: TenureStatus = 100;
 /// Not an error: `tenure_kv_get` found no such key.
 pub const TENURE_NOT_FOUND: TenureStatus = 101;
 
 /// The error statuses by the core's stable code (`tenure::Error::code()`).
-pub(crate) const ERROR_CODES: [(&str, TenureStatus); 13] = [
+pub(crate) const ERROR_CODES: [(&str, TenureStatus); 14] = [
     ("INVALID_ARGUMENT", TENURE_INVALID_ARGUMENT),
     ("LIMIT_MISMATCH", TENURE_LIMIT_MISMATCH),
     ("FENCED_OUT", TENURE_FENCED_OUT),
@@ -58,6 +61,7 @@ pub(crate) const ERROR_CODES: [(&str, TenureStatus); 13] = [
     ("UNAUTHENTICATED", TENURE_UNAUTHENTICATED),
     ("PERMISSION_DENIED", TENURE_PERMISSION_DENIED),
     ("COMPACTED", TENURE_COMPACTED),
+    ("QUORUM_AT_RISK", TENURE_QUORUM_AT_RISK),
     ("TIMEOUT", TENURE_TIMEOUT),
     ("LEASE_LOST", TENURE_LEASE_LOST),
     ("CANCELLED", TENURE_CANCELLED),
@@ -90,6 +94,7 @@ pub extern "C" fn tenure_status_name(status: TenureStatus) -> *const c_char {
         TENURE_UNAUTHENTICATED => c"UNAUTHENTICATED",
         TENURE_PERMISSION_DENIED => c"PERMISSION_DENIED",
         TENURE_COMPACTED => c"COMPACTED",
+        TENURE_QUORUM_AT_RISK => c"QUORUM_AT_RISK",
         TENURE_TIMEOUT => c"TIMEOUT",
         TENURE_LEASE_LOST => c"LEASE_LOST",
         TENURE_CANCELLED => c"CANCELLED",

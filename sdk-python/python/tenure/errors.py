@@ -78,6 +78,13 @@ class Compacted(TenureError):
     code = "COMPACTED"
 
 
+class QuorumAtRisk(TenureError):
+    """A membership change was refused: the voters left would not include a quorum of live
+    members. Not raised by this package's calls (membership is changed with the ``tenure`` CLI)."""
+
+    code = "QUORUM_AT_RISK"
+
+
 class LockTimeout(TenureError, TimeoutError):
     """The lock was not granted within ``wait``; the request has been withdrawn."""
 
@@ -130,6 +137,7 @@ ERRORS_BY_CODE: dict[str, type[TenureError]] = {
         Unauthenticated,
         PermissionDenied,
         Compacted,
+        QuorumAtRisk,
         LockTimeout,
         LeaseLost,
         Cancelled,

@@ -24,6 +24,9 @@ pub enum ApiError {
     Unauthenticated(String),
     #[error("{0}")]
     PermissionDenied(String),
+    /// A membership change that would leave the voters without a quorum of live members.
+    #[error("{0}")]
+    QuorumAtRisk(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -48,6 +51,7 @@ impl ApiError {
             ApiError::Compacted(_) => "COMPACTED",
             ApiError::Unauthenticated(_) => "UNAUTHENTICATED",
             ApiError::PermissionDenied(_) => "PERMISSION_DENIED",
+            ApiError::QuorumAtRisk(_) => "QUORUM_AT_RISK",
             ApiError::Internal(_) => "INTERNAL",
         }
     }
@@ -66,6 +70,7 @@ impl ApiError {
             ApiError::Compacted(_) => Code::OutOfRange,
             ApiError::Unauthenticated(_) => Code::Unauthenticated,
             ApiError::PermissionDenied(_) => Code::PermissionDenied,
+            ApiError::QuorumAtRisk(_) => Code::FailedPrecondition,
             ApiError::Internal(_) => Code::Internal,
         }
     }

@@ -48,6 +48,8 @@ pub struct Api {
     pub election_timeout_ms: u64,
     /// Who may do what (`--auth-config`); open without one.
     pub access: Arc<Access>,
+    /// AddMember and RemoveMember.
+    pub membership: crate::membership::MembershipChanges,
 }
 
 impl Api {

@@ -261,6 +261,43 @@ impl FenceArgs {
 pub enum ClusterCommand {
     /// The answering node's view: members and roles, leader, term, commit and applied index.
     Status,
+    /// Admin: add a node as a learner, wait for it to catch up, then make it a voter
+    ///
+    /// Start the node first with `--initial-cluster-state existing` and an empty data
+    /// directory. Idempotent: adding a voter again at the same address changes nothing. If the
+    /// node does not catch up within 60 s it stays a learner: repeat the command, or remove it.
+    /// Once the cluster requires auth, this needs a token with the `admin` right.
+    Add(AddMemberArgs),
+    /// Admin: remove a node (voter or learner) from the cluster
+    ///
+    /// Refused (QUORUM_AT_RISK) when the voters left would not include a quorum of members
+    /// that answer the leader now, or none would be left; --force removes it anyway. The
+    /// leader may remove itself (it steps down). Stop the removed node's process afterwards;
+    /// to bring it back, wipe its data directory and add it again. Once the cluster requires
+    /// auth, this needs a token with the `admin` right.
+    Remove(RemoveMemberArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AddMemberArgs {
+    /// The new node's id (its --id; not 0).
+    #[arg(value_parser = clap::value_parser!(u64).range(1..))]
+    pub id: u64,
+    /// The host:port it serves gRPC on (its --advertise).
+    pub grpc_addr: String,
+    /// The host:port of its HTTP API (its --http); without it the leader asks the node.
+    #[arg(long, value_name = "ADDR", default_value = "")]
+    pub http: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RemoveMemberArgs {
+    /// The node's id.
+    #[arg(value_parser = clap::value_parser!(u64).range(1..))]
+    pub id: u64,
+    /// Remove it even if the voters left would not include a quorum of live members.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// A lock name as given on the command line: not empty (the cluster checks the length).
@@ -308,5 +345,9 @@ mod tests {
         assert!(e.contains("--shared"), "{e}");
         let e = parse(&["kv", "put", "k", "v", "--fence-token", "3"]).unwrap_err().to_string();
         assert!(e.contains("--fence-lock"), "{e}");
+        let e = parse(&["cluster", "add", "0", "a:1"]).unwrap_err().to_string();
+        assert!(e.contains("<ID>"), "{e}");
+        let e = parse(&["cluster", "remove", "x"]).unwrap_err().to_string();
+        assert!(e.contains("<ID>"), "{e}");
     }
 }

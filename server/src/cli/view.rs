@@ -3,7 +3,7 @@
 //! text, tokens are numbers.
 
 use serde_json::{json, Value};
-use tenure::{ClusterStatus, KvEntry, LeaseInfo, LockDescription, LockSummary};
+use tenure::{ClusterStatus, KvEntry, LeaseInfo, LockDescription, LockSummary, Member, MembershipChange};
 
 use crate::duration;
 use crate::output::{fields, table};
@@ -176,6 +176,46 @@ pub fn kv_entries_text(entries: &[KvEntry]) -> String {
     table("", &["KEY", "REVISION", "VALUE"], &rows)
 }
 
+fn members_json(members: &[Member]) -> Vec<Value> {
+    members
+        .iter()
+        .map(|m| {
+            json!({
+                "id": m.id,
+                "role": m.role.as_str(),
+                "grpc_addr": m.grpc_addr,
+                "http_addr": m.http_addr,
+                "matched_index": m.matched_index,
+            })
+        })
+        .collect()
+}
+
+fn members_table(members: &[Member]) -> String {
+    let rows: Vec<Vec<String>> = members
+        .iter()
+        .map(|m| {
+            vec![
+                m.id.to_string(),
+                m.role.as_str().to_string(),
+                m.grpc_addr.clone(),
+                m.http_addr.clone(),
+                m.matched_index.to_string(),
+            ]
+        })
+        .collect();
+    table("  ", &["ID", "ROLE", "GRPC", "HTTP", "MATCHED"], &rows)
+}
+
+/// `tenure cluster add|remove`.
+pub fn membership_json(r: &MembershipChange) -> Value {
+    json!({ "changed": r.changed, "members": members_json(&r.members) })
+}
+
+pub fn membership_text(headline: &str, r: &MembershipChange) -> String {
+    format!("{headline}\n{}", members_table(&r.members))
+}
+
 pub fn cluster_json(s: &ClusterStatus) -> Value {
     json!({
         "node_id": s.node_id,
@@ -191,13 +231,7 @@ pub fn cluster_json(s: &ClusterStatus) -> Value {
         "last_log_index": s.last_log_index,
         "snapshot_index": s.snapshot_index,
         "purged_index": s.purged_index,
-        "members": s.members.iter().map(|m| json!({
-            "id": m.id,
-            "role": m.role.as_str(),
-            "grpc_addr": m.grpc_addr,
-            "http_addr": m.http_addr,
-            "matched_index": m.matched_index,
-        })).collect::<Vec<_>>(),
+        "members": members_json(&s.members),
     })
 }
 
@@ -218,20 +252,7 @@ pub fn cluster_text(s: &ClusterStatus) -> String {
         ("snapshot_index", s.snapshot_index.to_string()),
         ("members", s.members.len().to_string()),
     ]);
-    let rows: Vec<Vec<String>> = s
-        .members
-        .iter()
-        .map(|m| {
-            vec![
-                m.id.to_string(),
-                m.role.as_str().to_string(),
-                m.grpc_addr.clone(),
-                m.http_addr.clone(),
-                m.matched_index.to_string(),
-            ]
-        })
-        .collect();
     out.push('\n');
-    out.push_str(&table("  ", &["ID", "ROLE", "GRPC", "HTTP", "MATCHED"], &rows));
+    out.push_str(&members_table(&s.members));
     out
 }

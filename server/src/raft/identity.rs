@@ -1,7 +1,7 @@
 //! Who this node is and which cluster it belongs to: the node id, the data directory's
 //! incarnation, the cluster id and the incarnations of peers it has met. Backed by `node.toml`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 use tokio::sync::watch;
@@ -37,6 +37,9 @@ struct Known {
     incarnation: String,
     cluster_id: String,
     peers: BTreeMap<String, String>,
+    /// The members of the applied membership, once known: incarnations of other nodes are
+    /// neither remembered nor kept (see [`Identity::retain_members`]).
+    members: Option<BTreeSet<NodeId>>,
 }
 
 impl Identity {
@@ -44,7 +47,12 @@ impl Identity {
         let known = {
             let f = file.lock().unwrap_or_else(|p| p.into_inner());
             let s = f.state();
-            Known { incarnation: s.incarnation.clone(), cluster_id: s.cluster_id.clone(), peers: s.peers.clone() }
+            Known {
+                incarnation: s.incarnation.clone(),
+                cluster_id: s.cluster_id.clone(),
+                peers: s.peers.clone(),
+                members: None,
+            }
         };
         Self { node_id, file, known: Arc::new(RwLock::new(known)), replaced: Arc::new(watch::Sender::new(None)) }
     }
@@ -108,9 +116,55 @@ impl Identity {
         self.save(|s| s.cluster_id = cluster_id.to_string())
     }
 
-    /// Remembers `peer`'s incarnation the first time it is seen.
+    /// Forgets the incarnation of every node that is not in `members` (the applied membership)
+    /// and from now on remembers only members' incarnations.
+    ///
+    /// A removed node may come back as a new member with a new data directory (DESIGN §9): the
+    /// cluster must then not expect its old incarnation. Only the applied (committed) membership
+    /// counts, so a wiped member is still refused until its removal has committed; and a
+    /// removed node that keeps sending vote requests until it is stopped does not teach the
+    /// cluster its old incarnation again.
+    pub fn retain_members(&self, members: BTreeSet<NodeId>) -> Result<(), IdentityError> {
+        let stale: Vec<String> = {
+            let mut known = self.known.write().unwrap_or_else(|p| p.into_inner());
+            let stale = known
+                .peers
+                .keys()
+                .filter(|id| id.parse::<NodeId>().is_ok_and(|id| !members.contains(&id)))
+                .cloned()
+                .collect();
+            known.members = Some(members);
+            stale
+        };
+        if stale.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(nodes = ?stale, "forgetting the data directories of removed members");
+        self.save(|s| {
+            for id in &stale {
+                s.peers.remove(id);
+            }
+        })
+    }
+
+    /// Forgets `peer`'s incarnation (a node about to be added as a new member).
+    pub fn forget_peer(&self, peer: NodeId) -> Result<(), IdentityError> {
+        if self.peer_incarnation(peer).is_empty() {
+            return Ok(());
+        }
+        self.save(|s| {
+            s.peers.remove(&peer.to_string());
+        })
+    }
+
+    fn is_member(&self, peer: NodeId) -> bool {
+        self.known().members.as_ref().is_none_or(|m| m.contains(&peer))
+    }
+
+    /// Remembers `peer`'s incarnation the first time it is seen (members only, once the
+    /// membership is known).
     pub fn remember_peer(&self, peer: NodeId, incarnation: &str) -> Result<(), IdentityError> {
-        if incarnation.is_empty() {
+        if incarnation.is_empty() || !self.is_member(peer) {
             return Ok(());
         }
         let known = self.peer_incarnation(peer);
@@ -207,5 +261,30 @@ mod tests {
         let r = me.check_incoming("ours", 2, 1, "node-2", "an-older-node-1", &HashMap::new());
         assert!(matches!(r, Err(IdentityError::Replaced { .. })), "{r:?}");
         assert!(me.replaced().borrow().is_some());
+    }
+
+    #[test]
+    fn a_removed_member_is_forgotten_so_it_can_come_back_with_a_new_data_directory() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let me = identity(dir.path(), 1, "ours");
+        me.remember_peer(2, "node-2").expect("2");
+        me.remember_peer(3, "old-node-3").expect("3");
+        // While 3 is a member, a new directory of it is refused.
+        assert!(matches!(me.remember_peer(3, "new-node-3"), Err(IdentityError::Replaced { .. })));
+
+        // 3 is removed: forgotten (also in node.toml), and a removed node still sending
+        // messages does not teach its old incarnation again.
+        me.retain_members(BTreeSet::from([1, 2])).expect("retain");
+        assert_eq!(me.peer_incarnation(3), "");
+        assert_eq!(me.peer_incarnation(2), "node-2");
+        me.remember_peer(3, "old-node-3").expect("ignored");
+        assert_eq!(me.peer_incarnation(3), "");
+        let reopened = NodeFile::open(dir.path()).expect("open").expect("node.toml");
+        assert!(!reopened.state().peers.contains_key("3"));
+
+        // Added back: its new incarnation is learned, and the old one is refused from then on.
+        me.retain_members(BTreeSet::from([1, 2, 3])).expect("retain");
+        me.remember_peer(3, "new-node-3").expect("new 3");
+        assert!(matches!(me.remember_peer(3, "old-node-3"), Err(IdentityError::Replaced { .. })));
     }
 }

@@ -50,6 +50,8 @@ pub struct Node {
     pub http: String,
     pub data_dir: PathBuf,
     pub log: PathBuf,
+    /// Started with `--initial-cluster-state existing` (no `--peers`): it waits to be added.
+    pub join: bool,
     child: Option<Child>,
 }
 
@@ -96,6 +98,7 @@ impl Cluster {
                 http: format!("127.0.0.1:{}", free_port()),
                 data_dir: dir.path().join(format!("node{id}")),
                 log: dir.path().join(format!("node{id}.log")),
+                join: false,
                 child: None,
             })
             .collect();
@@ -130,15 +133,13 @@ impl Cluster {
     pub fn command(&self, id: u64, data_dir: &Path) -> Command {
         let n = &self.nodes[(id - 1) as usize];
         let mut cmd = Command::new(TENURED);
-        cmd.arg("--id")
-            .arg(id.to_string())
-            .arg("--listen")
-            .arg(&n.addr)
-            .arg("--http")
-            .arg(&n.http)
-            .arg("--peers")
-            .arg(&self.peers)
-            .arg("--data-dir")
+        cmd.arg("--id").arg(id.to_string()).arg("--listen").arg(&n.addr).arg("--http").arg(&n.http);
+        if n.join {
+            cmd.arg("--initial-cluster-state").arg("existing");
+        } else {
+            cmd.arg("--peers").arg(&self.peers);
+        }
+        cmd.arg("--data-dir")
             .arg(data_dir)
             .args(&self.extra)
             .env("RUST_LOG", "info,openraft=warn")
@@ -158,6 +159,32 @@ impl Cluster {
         cmd.stdout(log.try_clone().expect("log")).stderr(log);
         let child = cmd.spawn().expect("spawn tenured");
         self.node(id).child = Some(child);
+    }
+
+    /// Starts a new node (the next id) with `--initial-cluster-state existing` and an empty
+    /// data directory: it waits to be added with AddMember. Returns its id.
+    pub fn add_node(&mut self) -> u64 {
+        let id = self.nodes.len() as u64 + 1;
+        self.nodes.push(Node {
+            id,
+            addr: format!("127.0.0.1:{}", free_port()),
+            http: format!("127.0.0.1:{}", free_port()),
+            data_dir: self.dir.path().join(format!("node{id}")),
+            log: self.dir.path().join(format!("node{id}.log")),
+            join: true,
+            child: None,
+        });
+        self.spawn(id);
+        id
+    }
+
+    /// Kills node `id` and deletes its data directory; it starts again (with [`Cluster::spawn`])
+    /// as a node that waits to be added.
+    pub fn wipe(&mut self, id: u64) {
+        self.kill(id);
+        let n = self.node(id);
+        let _ = std::fs::remove_dir_all(&n.data_dir);
+        n.join = true;
     }
 
     /// SIGKILL: no chance to flush or say goodbye.

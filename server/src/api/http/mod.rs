@@ -248,6 +248,7 @@ fn http_status(code: &str) -> StatusCode {
         "UNAUTHENTICATED" => StatusCode::UNAUTHORIZED,
         "PERMISSION_DENIED" => StatusCode::FORBIDDEN,
         "COMPACTED" => StatusCode::GONE,
+        "QUORUM_AT_RISK" => StatusCode::CONFLICT,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
