@@ -71,6 +71,14 @@ pub struct Settings {
     /// `new` bootstraps a cluster once; `existing` waits to be added [default: new]
     #[arg(long, env = "TENURE_INITIAL_CLUSTER_STATE", value_enum)]
     pub initial_cluster_state: Option<ClusterState>,
+    /// Join a running cluster: client endpoints of some of its members, `host:port,...`. Implies
+    /// `--initial-cluster-state existing`; on first start (an empty data directory) the node asks
+    /// the leader to add it (Cluster.AddMember) until it is a member
+    #[arg(long, env = "TENURE_JOIN", value_name = "ENDPOINTS")]
+    pub join: Option<String>,
+    /// Bearer token for --join when the cluster uses --auth-config (needs the `admin` right)
+    #[arg(long, env = "TENURE_JOIN_TOKEN", value_name = "TOKEN")]
+    pub join_token: Option<String>,
     /// Raft heartbeat interval in ms [default: 100]
     #[arg(long, env = "TENURE_HEARTBEAT_MS")]
     pub heartbeat_ms: Option<u64>,
@@ -149,6 +157,11 @@ pub struct Config {
     pub peer_dial: BTreeMap<NodeId, String>,
     pub data_dir: PathBuf,
     pub initial_cluster_state: ClusterState,
+    /// --join: members to ask for this node's AddMember (empty: do not join by itself).
+    pub join: Vec<String>,
+    pub join_token: Option<String>,
+    /// --tls-ca, for the client of --join.
+    pub tls_ca_file: Option<PathBuf>,
     pub heartbeat: Duration,
     pub election_min: Duration,
     pub election_max: Duration,
@@ -210,6 +223,8 @@ impl Settings {
             peer_dial,
             data_dir,
             initial_cluster_state,
+            join,
+            join_token,
             heartbeat_ms,
             election_min_ms,
             election_max_ms,
@@ -302,6 +317,29 @@ impl Settings {
                 ))
             }
         };
+        let join: Vec<String> = s
+            .join
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(str::to_string)
+            .collect();
+        if s.join.is_some() && join.is_empty() {
+            return Err(bad("join", "give the client endpoints of running members, host:port,..."));
+        }
+        if !join.is_empty() && s.initial_cluster_state == Some(ClusterState::New) {
+            return Err(bad("join", "joins an existing cluster: it cannot go with --initial-cluster-state new"));
+        }
+        if s.join_token.is_some() && join.is_empty() {
+            return Err(bad("join-token", "is the token of --join: give --join too"));
+        }
+        let initial_cluster_state = match (s.initial_cluster_state, join.is_empty()) {
+            (Some(state), _) => state,
+            (None, false) => ClusterState::Existing,
+            (None, true) => ClusterState::New,
+        };
         let access = match &s.auth_config {
             Some(path) => Access::load(path).map_err(ConfigError)?,
             None => Access::open(),
@@ -314,7 +352,10 @@ impl Settings {
             peers,
             peer_dial,
             data_dir: s.data_dir.unwrap_or_else(|| PathBuf::from("tenure-data")),
-            initial_cluster_state: s.initial_cluster_state.unwrap_or(ClusterState::New),
+            initial_cluster_state,
+            join,
+            join_token: s.join_token,
+            tls_ca_file: s.tls_ca.clone(),
             heartbeat: Duration::from_millis(heartbeat_ms),
             election_min: Duration::from_millis(election_min_ms),
             election_max: Duration::from_millis(election_max_ms),
@@ -363,6 +404,24 @@ mod tests {
         assert_eq!(c.id, 2);
         assert_eq!(c.listen.to_string(), "127.0.0.1:9000");
         assert_eq!(c.limits.max_wait_ms, 7);
+    }
+
+    #[test]
+    fn join_implies_an_existing_cluster_and_refuses_what_contradicts_it() {
+        let c = parse(&["--join", "a:1, b:2"]).unwrap();
+        assert_eq!(
+            (c.join.as_slice(), c.initial_cluster_state),
+            (["a:1".to_string(), "b:2".to_string()].as_slice(), ClusterState::Existing)
+        );
+        assert!(parse(&[]).unwrap().join.is_empty());
+        for (args, flag) in [
+            (&["--join", " , "][..], "--join"),
+            (&["--join", "a:1", "--initial-cluster-state", "new"][..], "--join"),
+            (&["--join-token", "t"][..], "--join-token"),
+        ] {
+            let e = parse(args).unwrap_err().to_string();
+            assert!(e.contains(flag), "{args:?}: {e}");
+        }
     }
 
     #[test]

@@ -243,11 +243,21 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     };
     tracing::info!(node = config.id, listen = %config.listen, advertise = %config.advertise, http = %config.http, data_dir = %config.data_dir.display(), tls = config.tls.is_some(), auth = config.access.enabled(), "tenured serving");
 
+    // Read before bootstrap: a node with a cluster id is already a member (or was one).
+    let fresh = identity.cluster_id().is_empty();
     if let Err(e) = bootstrap(&config, &identity, &raft, &network, &me).await {
         let _ = stop_tx.send(true);
         let _ = raft.shutdown().await;
         return Err(e);
     }
+    let joining = fresh && !config.join.is_empty();
+    let join_refused = async {
+        if joining {
+            join_cluster(&config).await
+        } else {
+            std::future::pending().await
+        }
+    };
 
     tokio::spawn(crate::metrics::count_elections(raft.clone()));
     tokio::spawn(fill_http_addrs(raft.clone(), network.clone(), identity.clone(), config.peer_dial.clone(), changes));
@@ -281,6 +291,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
             Ok(())
         }
         reason = fatal => Err(anyhow!("raft stopped: {reason}; the node stops rather than serve state it may not have")),
+        refusal = join_refused => Err(refusal),
         reason = replaced.wait_for(Option::is_some) => {
             let reason = reason.map(|r| r.clone().unwrap_or_default()).unwrap_or_default();
             Err(anyhow!("{reason}. This node's data directory {} was wiped or replaced: it cannot rejoin as if nothing happened (it could vote twice in a term)", config.data_dir.display()))
@@ -291,6 +302,50 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), http_server).await;
     result
+}
+
+/// `--join`: asks the cluster (through any of `config.join`) to add this node with AddMember,
+/// until it answers. Unreachable members, no leader, or a catch-up still running are retried
+/// every second; a refusal (bad address, id in use, auth) is final and returned, and the node
+/// stops rather than wait for an add that will not come. Returns nothing once joined.
+async fn join_cluster(config: &Config) -> anyhow::Error {
+    let mut builder = tenure::Client::builder()
+        .endpoints(config.join.clone())
+        .owner(format!("tenured-{}", config.id))
+        .timeout(Duration::from_secs(10));
+    if let Some(ca) = &config.tls_ca_file {
+        builder = builder.tls_ca_file(ca);
+    }
+    if let Some(token) = &config.join_token {
+        builder = builder.bearer_token(token);
+    }
+    let mut warned = false;
+    loop {
+        let added = match builder.clone().connect().await {
+            Ok(client) => client.add_member(config.id, &config.advertise, &config.http).await,
+            Err(e) => Err(e),
+        };
+        match added {
+            Ok(change) => {
+                tracing::info!(node = config.id, changed = change.changed, "joined the cluster (--join)");
+                return std::future::pending().await;
+            }
+            Err(e) if matches!(e.code(), "INVALID_ARGUMENT" | "PERMISSION_DENIED" | "UNAUTHENTICATED") => {
+                return anyhow!(
+                    "--join: the cluster at {} refused to add node {}: {e}",
+                    config.join.join(","),
+                    config.id
+                );
+            }
+            Err(e) => {
+                if !warned {
+                    tracing::warn!(error = %e, "--join: cannot join the cluster yet; retrying every second");
+                    warned = true;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
 }
 
 /// Bootstraps the cluster exactly once (DESIGN §9).

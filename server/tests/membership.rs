@@ -199,6 +199,19 @@ async fn a_wiped_member_is_refused_until_removed_and_added_again_as_a_new_member
     assert!(cluster.node(f).is_running(), "{}", cluster.log_of(f));
     let d = cluster.status(f).await.expect("status");
     assert_eq!(d.cluster_id, cluster.status(leader).await.expect("status").cluster_id);
+
+    // A node started with --join asks to be added by itself and becomes a voter.
+    let endpoints = (1..=3).map(|id| cluster.addr(id)).collect::<Vec<_>>().join(",");
+    let four = cluster.add_node_with(&["--join", &endpoints]);
+    wait_for_voters(&cluster, &[1, 2, 3, four]).await;
+    // Its AddMember call answers once it is a voter: the node logs that a moment later.
+    eventually("node 4 logs that it joined", Duration::from_secs(20), || {
+        let joined = cluster.log_of(four).contains("joined the cluster (--join)");
+        async move { joined.then_some(()) }
+    })
+    .await;
+    let http = cluster.status(leader).await.expect("status").members.into_iter().find(|m| m.id == four);
+    assert_eq!(http.map(|m| m.http_addr), Some(cluster.nodes[(four - 1) as usize].http.clone()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

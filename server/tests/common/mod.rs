@@ -52,6 +52,8 @@ pub struct Node {
     pub log: PathBuf,
     /// Started with `--initial-cluster-state existing` (no `--peers`): it waits to be added.
     pub join: bool,
+    /// Flags for this node only, after the cluster's.
+    pub args: Vec<String>,
     child: Option<Child>,
 }
 
@@ -99,6 +101,7 @@ impl Cluster {
                 data_dir: dir.path().join(format!("node{id}")),
                 log: dir.path().join(format!("node{id}.log")),
                 join: false,
+                args: Vec::new(),
                 child: None,
             })
             .collect();
@@ -142,6 +145,7 @@ impl Cluster {
         cmd.arg("--data-dir")
             .arg(data_dir)
             .args(&self.extra)
+            .args(&n.args)
             .env("RUST_LOG", "info,openraft=warn")
             .stdin(Stdio::null());
         cmd
@@ -164,6 +168,11 @@ impl Cluster {
     /// Starts a new node (the next id) with `--initial-cluster-state existing` and an empty
     /// data directory: it waits to be added with AddMember. Returns its id.
     pub fn add_node(&mut self) -> u64 {
+        self.add_node_with(&[])
+    }
+
+    /// [`Cluster::add_node`] with flags of its own (e.g. `--join`).
+    pub fn add_node_with(&mut self, args: &[&str]) -> u64 {
         let id = self.nodes.len() as u64 + 1;
         self.nodes.push(Node {
             id,
@@ -172,6 +181,7 @@ impl Cluster {
             data_dir: self.dir.path().join(format!("node{id}")),
             log: self.dir.path().join(format!("node{id}.log")),
             join: true,
+            args: args.iter().map(|a| a.to_string()).collect(),
             child: None,
         });
         self.spawn(id);
