@@ -48,8 +48,18 @@ pub struct Cluster {
     binary: PathBuf,
 }
 
+/// A free loopback port not handed out before in this process: the OS may give a port just
+/// released to the next `bind(0)`, and two nodes must not be given the same one.
 pub fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    for _ in 0..1000 {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        if GIVEN.lock().unwrap_or_else(|p| p.into_inner()).insert(port) {
+            return Ok(port);
+        }
+    }
+    anyhow::bail!("no free loopback port that was not handed out already")
 }
 
 impl Cluster {

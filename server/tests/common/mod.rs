@@ -40,8 +40,19 @@ where
     }
 }
 
+/// A free loopback port not handed out before in this process. The OS may give a port just
+/// released to the next `bind(0)`, so without the record two nodes (say one's gRPC and
+/// another's HTTP port) could be given the same one.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    for _ in 0..1000 {
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port");
+        if GIVEN.lock().unwrap_or_else(|p| p.into_inner()).insert(port) {
+            return port;
+        }
+    }
+    panic!("no free loopback port that was not handed out already")
 }
 
 pub struct Node {
