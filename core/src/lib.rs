@@ -67,4 +67,4 @@ pub use types::{
     ClusterStatus, Consistency, Fence, FenceStatus, KvEntry, LeaseInfo, LockDescription, LockSummary, Member, Mode,
     Role, WaiterInfo,
 };
-pub use watch::{LockEvent, LockEventKind, Watch, WatchBuilder};
+pub use watch::{LockEvent, LockEventKind, SharedWatch, Watch, WatchBuilder};

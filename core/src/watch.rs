@@ -334,3 +334,74 @@ impl Watch {
         }
     }
 }
+
+/// A [`Watch`] shared between the callers that take its next event and one that closes it, as
+/// the SDKs need: [`SharedWatch::close`] ends a pending [`SharedWatch::next`] at once (from any
+/// thread) and drops the stream. Clones share the same watch.
+///
+/// ```no_run
+/// # async fn f(c: tenure::Client) -> Result<(), tenure::Error> {
+/// let w = tenure::SharedWatch::new(c.watch("job").start().await?);
+/// let closer = w.clone();
+/// tokio::spawn(async move { closer.close() });
+/// while let Some(event) = w.next().await? {
+///     println!("{:?} {}", event.kind, event.request_id);
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct SharedWatch {
+    watch: Arc<tokio::sync::Mutex<Option<Watch>>>,
+    closed: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl SharedWatch {
+    /// Shares `watch`.
+    pub fn new(watch: Watch) -> Self {
+        Self {
+            watch: Arc::new(tokio::sync::Mutex::new(Some(watch))),
+            closed: Arc::new(tokio::sync::watch::Sender::new(false)),
+        }
+    }
+
+    /// The next event; `None` once the watch is closed or has ended. An error leaves the watch
+    /// open (the next call keeps trying), as [`Watch::next`] does.
+    pub async fn next(&self) -> Result<Option<LockEvent>, Error> {
+        let mut closed = self.closed.subscribe();
+        let mut slot = tokio::select! {
+            biased;
+            _ = closed.wait_for(|c| *c) => return Ok(None),
+            slot = self.watch.lock() => slot,
+        };
+        let Some(w) = slot.as_mut() else { return Ok(None) };
+        // `Watch::next` is cancel-safe: an event not returned yet stays buffered.
+        let next = tokio::select! {
+            biased;
+            _ = closed.wait_for(|c| *c) => None,
+            next = w.next() => next,
+        };
+        match next {
+            Some(Ok(e)) => Ok(Some(e)),
+            Some(Err(e)) => Err(e),
+            None => {
+                *slot = None;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Ends the watch: a pending [`SharedWatch::next`] returns `None`, and the stream is
+    /// dropped. Idempotent.
+    pub fn close(&self) {
+        self.closed.send_replace(true);
+        // A pending `next` holds the lock: it sees the flag and ends itself.
+        if let Ok(mut slot) = self.watch.try_lock() {
+            slot.take();
+        }
+    }
+
+    /// Whether [`SharedWatch::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        *self.closed.borrow()
+    }
+}

@@ -1,65 +1,19 @@
 //! A running watch: the core's `Watch`, shared by the calls that take its next event and by
 //! `close()`, which ends a pending `next` at once (from any thread) and drops the stream.
 
-use std::sync::Arc;
-
 use pyo3::prelude::*;
-use tokio::sync::{watch, Mutex};
 
 use crate::runtime::{awaitable, block_on};
 use crate::types::LockEvent;
 
-/// The core's watch and its closed flag, shared with the tasks running `next`.
-struct Shared {
-    watch: Mutex<Option<tenure::Watch>>,
-    closed: watch::Sender<bool>,
-}
-
-impl Shared {
-    /// The next event; `None` once the watch is closed or the core ended it.
-    async fn next(self: Arc<Self>) -> Result<Option<LockEvent>, tenure::Error> {
-        let mut closed = self.closed.subscribe();
-        let mut slot = tokio::select! {
-            biased;
-            _ = closed.wait_for(|c| *c) => return Ok(None),
-            slot = self.watch.lock() => slot,
-        };
-        let Some(w) = slot.as_mut() else { return Ok(None) };
-        // `Watch::next` is cancel-safe: an event not returned yet stays buffered in the core.
-        let next = tokio::select! {
-            biased;
-            _ = closed.wait_for(|c| *c) => None,
-            next = w.next() => next,
-        };
-        match next {
-            Some(Ok(e)) => Ok(Some(e.into())),
-            // The watch stays open: the next call keeps trying (the core's retryable errors).
-            Some(Err(e)) => Err(e),
-            None => {
-                *slot = None;
-                Ok(None)
-            }
-        }
-    }
-
-    fn close(&self) {
-        self.closed.send_replace(true);
-        // A pending `next` holds the lock: it sees the flag and ends itself.
-        if let Ok(mut slot) = self.watch.try_lock() {
-            slot.take();
-        }
-    }
-}
-
-/// A running watch (the core's `Watch`). Thread-safe; `close()` ends it from any thread.
 #[pyclass(frozen, module = "tenure._native")]
 pub struct NativeWatch {
-    shared: Arc<Shared>,
+    shared: tenure::SharedWatch,
 }
 
 impl NativeWatch {
     pub fn new(watch: tenure::Watch) -> Self {
-        NativeWatch { shared: Arc::new(Shared { watch: Mutex::new(Some(watch)), closed: watch::Sender::new(false) }) }
+        NativeWatch { shared: tenure::SharedWatch::new(watch) }
     }
 }
 
@@ -67,11 +21,13 @@ impl NativeWatch {
 impl NativeWatch {
     /// The next event, waiting for it with the GIL released; None once the watch has ended.
     fn next(&self, py: Python<'_>) -> PyResult<Option<LockEvent>> {
-        block_on(py, self.shared.clone().next())
+        let shared = self.shared.clone();
+        block_on(py, async move { shared.next().await.map(|e| e.map(LockEvent::from)) })
     }
 
     fn next_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        awaitable(py, self.shared.clone().next())
+        let shared = self.shared.clone();
+        awaitable(py, async move { shared.next().await.map(|e| e.map(LockEvent::from)) })
     }
 
     /// Ends the watch: a pending `next` returns None, and the stream is dropped. Idempotent.
@@ -81,6 +37,6 @@ impl NativeWatch {
 
     #[getter]
     fn closed(&self) -> bool {
-        *self.shared.closed.borrow()
+        self.shared.is_closed()
     }
 }
